@@ -1,0 +1,81 @@
+import { BlockList, isIP } from 'node:net';
+import type { GatewayConfig } from './schema.ts';
+
+/**
+ * Rules that span fields, each reported with the path a user would fix
+ * (`endpoints.cars.traffic: values must sum to 100 or 0, got 90`).
+ */
+export interface ConfigIssue { readonly path: string; readonly message: string }
+
+const DEPLOYMENT_NAME = /^[a-z][a-z0-9-]{2,31}$/;
+
+/** Parse `10.0.0.0/8`, `::1/128` or a bare address into a BlockList, or say why not. */
+export function addCidr(list: BlockList, cidr: string): string | undefined {
+  const [addr = '', bits, extra] = cidr.split('/');
+  const family = isIP(addr);
+  if (!family || extra !== undefined) return `not an IP address or CIDR: ${cidr}`;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (bits === undefined) {
+    list.addAddress(addr, type);
+    return undefined;
+  }
+  const prefix = Number(bits);
+  if (!/^\d+$/.test(bits) || prefix > (family === 4 ? 32 : 128)) return `bad prefix length in ${cidr}`;
+  list.addSubnet(addr, prefix, type);
+  return undefined;
+}
+
+function checkCidrs(list: readonly string[] | undefined, path: string, issues: ConfigIssue[]): void {
+  list?.forEach((c, i) => {
+    const err = addCidr(new BlockList(), c);
+    if (err) issues.push({ path: `${path}.${i}`, message: err });
+  });
+}
+
+/** Cross-field checks on an already schema-valid config. */
+export function validateConfig(cfg: GatewayConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  checkCidrs(cfg.server.trusted_proxies, 'server.trusted_proxies', issues);
+  for (const [name, ep] of Object.entries(cfg.endpoints)) {
+    const at = `endpoints.${name}`;
+    const deployments = Object.keys(ep.deployments);
+    for (const d of deployments) {
+      if (!DEPLOYMENT_NAME.test(d)) {
+        issues.push({ path: `${at}.deployments.${d}`, message: 'deployment names must be 3-32 characters of a-z, 0-9 and -, starting with a letter' });
+      }
+    }
+    let sum = 0;
+    for (const [d, w] of Object.entries(ep.traffic)) {
+      sum += w;
+      if (!ep.deployments[d]) issues.push({ path: `${at}.traffic.${d}`, message: `no deployment named ${d}` });
+    }
+    if (sum !== 100 && sum !== 0) {
+      issues.push({ path: `${at}.traffic`, message: `values must sum to 100 or 0, got ${sum}` });
+    }
+    const mirrors = Object.entries(ep.mirror_traffic).filter(([, p]) => p > 0);
+    if (mirrors.length > 1) {
+      issues.push({ path: `${at}.mirror_traffic`, message: 'mirror to one deployment only' });
+    }
+    for (const [d] of mirrors) {
+      if (!ep.deployments[d]) issues.push({ path: `${at}.mirror_traffic.${d}`, message: `no deployment named ${d}` });
+      else if ((ep.traffic[d] ?? 0) > 0) {
+        issues.push({ path: `${at}.mirror_traffic.${d}`, message: 'a deployment with live traffic cannot also be the mirror' });
+      }
+    }
+    const needsKey = ep.auth_mode === 'key' || ep.auth_mode === 'key_or_aad_token';
+    if (needsKey && !ep.keys?.primary && !ep.keys?.secondary) {
+      issues.push({ path: `${at}.keys`, message: `auth_mode ${ep.auth_mode} needs keys.primary or keys.secondary` });
+    }
+    if (ep.auth_mode !== 'key' && !cfg.entra) {
+      issues.push({ path: `${at}.auth_mode`, message: `auth_mode ${ep.auth_mode} needs the entra section` });
+    }
+    if (ep.public_network_access === 'disabled' && !cfg.server.private_listen) {
+      issues.push({
+        path: `${at}.public_network_access`,
+        message: 'disabled needs server.private_listen: the endpoint is served only on the private listener',
+      });
+    }
+    checkCidrs(ep.allowed_networks, `${at}.allowed_networks`, issues);
+  }
+  return issues;
+}

@@ -1,0 +1,33 @@
+import type { Snapshot } from '../../config/compile.ts';
+import type { EndpointConfig } from '../../config/schema.ts';
+
+/** An endpoint's config with secrets redacted: key values become `"<redacted>"` (presence only). */
+export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
+  if (!ep.keys) return ep;
+  return {
+    ...ep,
+    keys: {
+      ...(ep.keys.primary !== undefined ? { primary: '<redacted>' } : {}),
+      ...(ep.keys.secondary !== undefined ? { secondary: '<redacted>' } : {}),
+    },
+  };
+}
+
+/** Config plus the live state of every instance (SPEC §5). */
+export function endpointView(snap: Snapshot, name: string, now: number): unknown {
+  const cfg = snap.config.endpoints[name];
+  const compiled = snap.endpoints.get(name);
+  if (!cfg || !compiled) return undefined;
+  const deployments: Record<string, unknown> = {};
+  for (const [dname, d] of compiled.deployments) {
+    deployments[dname] = {
+      instances: d.instances.map((i) => ({
+        url: i.origin,
+        ready: i.ready,
+        ejected: i.ejectedUntil > now,
+        in_flight: i.inFlight,
+      })),
+    };
+  }
+  return { name, config: redactEndpoint(cfg), state: { deployments } };
+}

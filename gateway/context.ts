@@ -1,0 +1,46 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '../policies/principal.ts';
+
+/** Which listener a request arrived on. The admin listener never serves invocations. */
+export type ListenerKind = 'public' | 'private';
+
+/**
+ * Per-request state, one object for the whole exchange (Caddy's advice: not ten
+ * arguments threaded through the proxy loop).
+ */
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly listener: ListenerKind;
+  readonly requestId: string;
+  /** `process.hrtime.bigint()` at arrival. */
+  readonly start: bigint;
+  /** The client's address: the socket peer, or from X-Forwarded-For when the peer is a trusted proxy. */
+  readonly clientIp: string;
+  /** Path and query after the endpoint prefix, as sent upstream. */
+  upstreamPath = '/';
+  endpoint = '';
+  deployment = '';
+  principal: Principal | undefined;
+  /** The gateway error that answered the request, if one did. */
+  errorCode: string | undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, clientIp: string) {
+    this.req = req;
+    this.res = res;
+    this.listener = listener;
+    this.clientIp = clientIp;
+    this.requestId = randomUUID();
+    this.start = process.hrtime.bigint();
+  }
+
+  /** The bearer credential, or undefined. */
+  bearer(): string | undefined {
+    const h = this.req.headers.authorization;
+    if (!h || h.length < 8 || (h.charCodeAt(0) | 0x20) !== 0x62 /* b */) return undefined;
+    if (h.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
+    const token = h.slice(7).trim();
+    return token || undefined;
+  }
+}

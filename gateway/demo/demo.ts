@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serve } from '../serve.ts';
+import { startModelServer } from './model-server.ts';
+
+/**
+ * `npm start`: two sample model servers (deployments blue and green of endpoint `demo`)
+ * and the gateway in front, with in-process state. The config is written to a temp file
+ * and served from there, so editing it (or SIGHUP) reloads live, like the real thing.
+ */
+export async function runDemo(): Promise<void> {
+  const blue = await startModelServer({ name: 'blue' });
+  const green = await startModelServer({ name: 'green' });
+  const key = process.env.SWITCHYARD_DEMO_KEY ?? randomBytes(18).toString('base64url');
+  const port = Number(process.env.PORT ?? 8080);
+  const adminPort = Number(process.env.ADMIN_PORT ?? 9090);
+  const adminKey = process.env.SWITCHYARD_ADMIN_KEY ?? randomBytes(18).toString('base64url');
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-demo-'));
+  const file = join(dir, 'demo.yaml');
+  writeFileSync(file, `# Switchyard demo config: edit and save to reload live.
+server:
+  listen: { host: 127.0.0.1, port: ${port} }
+  admin_listen: { host: 127.0.0.1, port: ${adminPort} }
+  shutdown_grace_ms: 5000
+admin:
+  keys: ["${adminKey}"]
+endpoints:
+  demo:
+    auth_mode: key
+    keys: { primary: "${key}" }
+    traffic: { blue: 90, green: 10 }
+    deployments:
+      blue:
+        instances: [${blue.url}]
+        scoring_route: /score
+      green:
+        instances: [${green.url}]
+        scoring_route: /score
+`, { mode: 0o600 });
+  const gw = await serve(file);
+  const base = `http://127.0.0.1:${gw.addresses.public.port}`;
+  const admin = `http://127.0.0.1:${gw.addresses.admin.port}`;
+  process.stdout.write(`
+Switchyard demo is running.
+
+  invocation URL  ${base}/endpoints/demo/score
+  demo key        ${key}
+  admin API       ${admin}  (admin key ${adminKey})
+  config file     ${file}  (edit and save to reload)
+
+Try:
+  curl -s ${base}/endpoints/demo/score -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" -d '{"data":[[1,2,3],[4,5,6]]}'
+  curl -sN ${base}/endpoints/demo/stream -H "Authorization: Bearer ${key}"
+  curl -s ${base}/endpoints/demo/score -H "Authorization: Bearer ${key}" -H "azureml-model-deployment: green" -d '{}'
+  curl -s ${admin}/metrics | grep switchyard_requests_total
+
+Ctrl-C stops (in-flight requests finish first).
+`);
+  const stopModels = (): void => {
+    void blue.close();
+    void green.close();
+  };
+  process.once('exit', stopModels);
+}

@@ -1,0 +1,69 @@
+import type { ServerResponse } from 'node:http';
+
+/**
+ * The one catalogue of errors the gateway itself produces (SPEC §4). Every gateway-made
+ * response goes through {@link sendError}, so status, code and body shape never drift.
+ */
+export const ERRORS = {
+  Unauthorized: { status: 401, message: 'Missing or invalid credentials.' },
+  Forbidden: { status: 403, message: 'The credentials are valid but do not grant access to this endpoint.' },
+  NetworkNotAllowed: { status: 403, message: 'The client network is not allowed to call this endpoint.' },
+  EndpointNotFound: { status: 404, message: 'No such endpoint.' },
+  DeploymentNotFound: { status: 404, message: 'No such deployment on this endpoint.' },
+  NoPositiveTraffic: { status: 404, message: 'The endpoint has no deployment with positive traffic weight.' },
+  NotFound: { status: 404, message: 'Not found.' },
+  MethodNotAllowed: { status: 405, message: 'Method not allowed.' },
+  PreconditionFailed: { status: 412, message: 'The resource changed since it was read (ETag mismatch).' },
+  PayloadTooLarge: { status: 413, message: 'The request body exceeds the size limit.' },
+  BadRequest: { status: 400, message: 'The request is malformed.' },
+  TooManyRequests: { status: 429, message: 'Rate limit exceeded.' },
+  TooManyPendingRequests: { status: 429, message: 'Too many pending requests for this deployment.' },
+  BadGateway: { status: 502, message: 'The model instance failed to answer.' },
+  NoReadyInstance: { status: 503, message: 'No ready instance for this deployment.' },
+  CircuitOpen: { status: 503, message: 'The deployment is temporarily unavailable (circuit open).' },
+  Draining: { status: 503, message: 'The gateway is shutting down.' },
+  GatewayTimeout: { status: 504, message: 'The model instance did not answer within request_timeout_ms.' },
+  InternalError: { status: 500, message: 'Internal gateway error.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A gateway-made error: a catalogue code plus optional detail and extra response headers. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  constructor(code: ErrorCode, message?: string, headers?: Record<string, string>) {
+    super(message ?? ERRORS[code].message);
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.headers = headers;
+  }
+}
+
+/** The JSON error body of SPEC §4. */
+export function errorBody(code: string, message: string, requestId: string): string {
+  return JSON.stringify({ error: { code, message, request_id: requestId } });
+}
+
+/**
+ * Write a gateway error to a response that has not started yet. When headers are already
+ * out (a stream failed midway) the only honest signal left is to cut the connection.
+ */
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(err.code, err.message, requestId);
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+  };
+  if (err.status === 401 && !err.headers?.['www-authenticate']) headers['www-authenticate'] = 'Bearer realm="switchyard"';
+  if ((err.status === 429 || err.status === 503) && !err.headers?.['retry-after']) headers['retry-after'] = '1';
+  if (err.headers) Object.assign(headers, err.headers);
+  res.writeHead(err.status, headers);
+  res.end(body);
+}

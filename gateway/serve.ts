@@ -1,0 +1,44 @@
+import { resolve } from 'node:path';
+import { formatIssues, loadConfigFile } from '../config/load.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import { watchConfig } from './config-watcher.ts';
+import { Gateway } from './gateway.ts';
+
+/**
+ * `switchyard serve`: run a gateway until SIGTERM/SIGINT. SIGHUP or a change of the
+ * config file reloads it. The first stop signal drains (in-flight requests finish, up to
+ * `server.shutdown_grace_ms`) and exits 0; later signals are logged and change nothing,
+ * so an impatient second Ctrl-C cannot drop requests in flight.
+ */
+export async function serve(configPath: string, override?: (cfg: GatewayConfig) => GatewayConfig): Promise<Gateway> {
+  const file = resolve(configPath);
+  const loaded = await loadConfigFile(file);
+  if (!loaded.ok) {
+    process.stderr.write(`switchyard: invalid config ${file}\n${formatIssues(loaded.issues)}\n`);
+    process.exit(2);
+  }
+  const config = override ? override(loaded.config) : loaded.config;
+  const gw = await Gateway.start({ config, configPath: file });
+  const a = gw.addresses;
+  gw.log.info({
+    public: `${a.public.address}:${a.public.port}`,
+    private: a.private ? `${a.private.address}:${a.private.port}` : undefined,
+    admin: `${a.admin.address}:${a.admin.port}`,
+    config_version: gw.store.current.version,
+  }, 'switchyard listening');
+
+  const stopWatching = watchConfig(file, () => void gw.reload());
+  process.on('SIGHUP', () => void gw.reload());
+  const stop = (signal: string): void => {
+    if (gw.draining) {
+      gw.log.warn({ signal }, 'already draining; in-flight requests keep their grace period');
+      return;
+    }
+    stopWatching();
+    gw.log.info({ signal }, 'stopping');
+    void gw.shutdown().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return gw;
+}

@@ -1,0 +1,141 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { GatewayError } from '../errors.ts';
+import { downstreamHeaders } from './headers.ts';
+import type { Instance } from './instance.ts';
+
+/** How one attempt at an instance ended. */
+export type AttemptResult =
+  | { readonly kind: 'response'; readonly status: number; readonly complete: boolean }
+  | { readonly kind: 'error'; readonly error: GatewayError; readonly connectFailed: boolean };
+
+/** What to send upstream. */
+export interface AttemptRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly body: Readable | null;
+  readonly timeoutMs: number;
+}
+
+// Errors that mean no byte reached the instance, so any request may go to another one.
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
+]);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * One attempt to forward a request to an instance, as an undici dispatch handler: the
+ * response streams to the client chunk by chunk with backpressure (the upstream is paused
+ * while the client socket is full), so SSE and other streamed answers pass unbuffered.
+ */
+export class Attempt implements Dispatcher.DispatchHandler {
+  readonly #res: ServerResponse;
+  readonly #requestId: string;
+  readonly #deployment: string;
+  readonly #instance: Instance;
+  readonly #done: (r: AttemptResult) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #finished = false;
+  #abortReason: Error | undefined;
+
+  constructor(res: ServerResponse, requestId: string, deployment: string, instance: Instance, done: (r: AttemptResult) => void) {
+    this.#res = res;
+    this.#requestId = requestId;
+    this.#deployment = deployment;
+    this.#instance = instance;
+    this.#done = done;
+  }
+
+  /** Send the request. */
+  start(req: AttemptRequest): void {
+    this.#instance.inFlight++;
+    this.#instance.pool.dispatch({
+      path: req.path,
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+      // Never let undici replay a request on its own: retries are decided here.
+      idempotent: false,
+    }, this);
+  }
+
+  /** The client went away: stop the upstream request and free its connection. */
+  abort(reason: Error): void {
+    if (this.#finished) return;
+    if (this.#controller) this.#controller.abort(reason);
+    else this.#abortReason = reason;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortReason) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    const res = this.#res;
+    if (res.destroyed) {
+      controller.abort(new Error('client closed'));
+      return;
+    }
+    this.#status = statusCode;
+    const contentType = headers['content-type'];
+    res.writeHead(statusCode, downstreamHeaders(headers, this.#requestId, this.#deployment));
+    // Event streams must reach the client at once, before the first event is produced.
+    if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const res = this.#res;
+    if (!res.write(chunk)) {
+      controller.pause();
+      res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#res.end();
+    this.#finish({ kind: 'response', status: this.#status, complete: true });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#status) {
+      // Headers are out: the client can only learn of the failure by the cut connection.
+      this.#res.destroy();
+      this.#finish({ kind: 'response', status: this.#status, complete: false });
+      return;
+    }
+    this.#finish({ kind: 'error', error: toGatewayError(err), connectFailed: isConnectError(err) });
+  }
+
+  #finish(r: AttemptResult): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#instance.inFlight--;
+    this.#done(r);
+  }
+}
+
+function errCode(err: Error): string | undefined {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code) return code;
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
+}
+
+function isConnectError(err: Error): boolean {
+  const code = errCode(err);
+  return code !== undefined && CONNECT_ERRORS.has(code);
+}
+
+/** Map an upstream failure to the catalogue: our own errors pass, timeouts are 504, the rest 502. */
+export function toGatewayError(err: Error): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const code = errCode(err);
+  if (code && TIMEOUT_ERRORS.has(code)) return new GatewayError('GatewayTimeout');
+  return new GatewayError('BadGateway', `The model instance failed to answer (${code ?? 'error'}).`);
+}

@@ -1,0 +1,68 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) apply to one connection and are never forwarded;
+ * neither is any header the `Connection` header names. `expect` is handled by the
+ * listener (Node answers `100 Continue` itself), `host` is set by the upstream client,
+ * `authorization` carries the caller's secret (SPEC §3).
+ */
+const HOP_BY_HOP = new Set([
+  'connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization', 'trailer',
+]);
+const NOT_FORWARDED_UP = new Set([
+  ...HOP_BY_HOP, 'host', 'authorization', 'expect', 'x-request-id',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded',
+]);
+
+/** Lower-cased names listed in a `Connection` header value. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  const tokens = new Set<string>();
+  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t && t !== 'close' && t !== 'keep-alive') tokens.add(t);
+  }
+  return tokens.size ? tokens : undefined;
+}
+
+/** What the gateway adds to every upstream request. */
+export interface ForwardedFor {
+  readonly requestId: string;
+  readonly forwardedFor: string;
+  readonly proto: string;
+  readonly host: string | undefined;
+}
+
+/**
+ * Build the upstream request's header list (flat `[name, value, ...]`, the form undici
+ * takes without re-parsing) from the client's raw headers.
+ */
+export function upstreamHeaders(raw: readonly string[], connection: string | string[] | undefined, fwd: ForwardedFor): string[] {
+  const named = connectionTokens(connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (NOT_FORWARDED_UP.has(lower) || named?.has(lower)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  out.push('x-request-id', fwd.requestId, 'x-forwarded-for', fwd.forwardedFor, 'x-forwarded-proto', fwd.proto);
+  if (fwd.host) out.push('x-forwarded-host', fwd.host);
+  return out;
+}
+
+/**
+ * The client response's headers: the instance's, minus hop-by-hop ones, plus the
+ * request id and the deployment that answered (SPEC §3). Mutates and returns `headers`
+ * (undici hands the handler a fresh object per response).
+ */
+export function downstreamHeaders(headers: IncomingHttpHeaders, requestId: string, deployment: string): OutgoingHttpHeaders {
+  const named = connectionTokens(headers.connection);
+  for (const h of HOP_BY_HOP) if (h in headers) delete headers[h];
+  if (named) for (const h of named) delete headers[h];
+  const out = headers as OutgoingHttpHeaders;
+  out['x-request-id'] = requestId;
+  out['azureml-model-deployment'] = deployment;
+  return out;
+}

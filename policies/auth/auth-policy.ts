@@ -1,0 +1,85 @@
+import type { RequestContext } from '../../gateway/context.ts';
+import { GatewayError } from '../../gateway/errors.ts';
+import type { Principal } from '../principal.ts';
+import { CONTINUE, reject, type Policy, type Verdict } from '../policy.ts';
+import { matchKey, type KeyDigests } from './key-digest.ts';
+
+/** The outcome of checking a token (implemented by the Entra verifier). */
+export type TokenCheck =
+  | { readonly ok: true; readonly principal: Principal }
+  | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
+
+/** Verifies bearer JWTs; shared by every endpoint of a snapshot. */
+export interface TokenVerifier {
+  verify(token: string): Promise<TokenCheck>;
+}
+
+export interface AuthPolicyOptions {
+  readonly endpoint: string;
+  readonly mode: 'key' | 'aad_token' | 'key_or_aad_token';
+  readonly keys: KeyDigests;
+  /** aad_token: the caller needs one of these in `roles` or `scp` (none listed: any valid token). */
+  readonly roles: readonly string[];
+  readonly verifier: TokenVerifier | undefined;
+}
+
+const MISSING = reject(new GatewayError('Unauthorized', 'Missing credentials: send Authorization: Bearer <key or token>.'));
+const BAD_KEY = reject(new GatewayError('Unauthorized', 'Invalid key.', {
+  'www-authenticate': 'Bearer realm="switchyard", error="invalid_token"',
+}));
+
+/** A JWT has three dot-separated parts (SPEC §3); a key never does. */
+function looksLikeJwt(token: string): boolean {
+  const a = token.indexOf('.');
+  if (a <= 0) return false;
+  const b = token.indexOf('.', a + 1);
+  return b > a + 1 && token.indexOf('.', b + 1) === -1;
+}
+
+/**
+ * Authentication by `auth_mode` (SPEC §2): API keys (primary/secondary), Entra-style
+ * JWTs, or either. 401 for missing or bad credentials, 403 for a valid token that lacks
+ * the role or comes from a tenant that is not allowed.
+ */
+export function authPolicy(opts: AuthPolicyOptions): Policy {
+  const { mode, keys, roles, verifier } = opts;
+  const keyPrincipals = {
+    primary: Object.freeze<Principal>({ type: 'key', id: 'primary' }),
+    secondary: Object.freeze<Principal>({ type: 'key', id: 'secondary' }),
+  };
+
+  function byKey(ctx: RequestContext, token: string): Verdict {
+    const slot = matchKey(keys, token);
+    if (!slot) return BAD_KEY;
+    ctx.principal = keyPrincipals[slot];
+    return CONTINUE;
+  }
+
+  async function byToken(ctx: RequestContext, token: string): Promise<Verdict> {
+    if (!verifier) return BAD_KEY;
+    const r = await verifier.verify(token);
+    if (!r.ok) {
+      return reject(r.status === 401
+        ? new GatewayError('Unauthorized', `Invalid token: ${r.reason}`, {
+          'www-authenticate': `Bearer realm="switchyard", error="invalid_token", error_description="${r.reason.replace(/"/g, "'")}"`,
+        })
+        : new GatewayError('Forbidden', r.reason));
+    }
+    ctx.principal = r.principal;
+    if (roles.length && !roles.some((role) => r.principal.roles?.includes(role))) {
+      return reject(new GatewayError('Forbidden', `The token has none of the roles this endpoint requires (${roles.join(', ')}).`));
+    }
+    return CONTINUE;
+  }
+
+  return {
+    name: `${opts.endpoint}.auth`,
+    evaluate(ctx: RequestContext): Verdict | Promise<Verdict> {
+      const token = ctx.bearer();
+      if (!token) return MISSING;
+      if (mode === 'key') return byKey(ctx, token);
+      if (mode === 'aad_token' || looksLikeJwt(token)) return byToken(ctx, token);
+      return byKey(ctx, token);
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Endpoint keys are held only as SHA-256 digests, in memory and at rest. A presented key
+ * is hashed and compared with `timingSafeEqual` against every slot, so neither the
+ * comparison time nor the slot order tells an attacker anything.
+ */
+export type KeySlot = 'primary' | 'secondary';
+
+/** The digest of a configured key: `sha256:<hex>` is taken as is, a literal is hashed. */
+export function keyDigest(value: string): Buffer {
+  if (value.startsWith('sha256:')) return Buffer.from(value.slice(7), 'hex');
+  return sha256(value);
+}
+
+/** SHA-256 of a UTF-8 string. */
+export function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** The `sha256:<hex>` form of a digest, for config files and state. */
+export function digestString(digest: Buffer): string {
+  return `sha256:${digest.toString('hex')}`;
+}
+
+/** Digests by slot, compiled once per snapshot. */
+export interface KeyDigests {
+  readonly primary?: Buffer;
+  readonly secondary?: Buffer;
+}
+
+/** Which slot `presented` matches, or undefined. Both slots are always compared. */
+export function matchKey(digests: KeyDigests, presented: string): KeySlot | undefined {
+  const d = sha256(presented);
+  const p = digests.primary !== undefined && timingSafeEqual(d, digests.primary);
+  const s = digests.secondary !== undefined && timingSafeEqual(d, digests.secondary);
+  return p ? 'primary' : s ? 'secondary' : undefined;
+}
