@@ -1,0 +1,309 @@
+import { importJWK } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+import { request } from 'undici';
+import type { Clock } from '../../../gateway/clock.ts';
+import { systemClock } from '../../../gateway/clock.ts';
+
+/**
+ * Fetches a JSON document. The signal aborts slow identity providers; implementations
+ * must reject on non-2xx answers so an error page is never taken for a key set.
+ */
+export type FetchJson = (url: string, signal: AbortSignal) => Promise<unknown>;
+
+/** The slice of a pino logger this module needs (pino loggers satisfy it). */
+export interface WarnLogger {
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** Default network timeout for identity-provider documents (ms). */
+export const FETCH_TIMEOUT_MS = 5_000;
+
+/** Identity-provider documents are a few KiB; anything far larger is not a key set. */
+const MAX_DOCUMENT_BYTES = 1024 * 1024;
+
+/**
+ * Default {@link FetchJson}: undici `request`, no redirects, ~5 s timeout, non-2xx rejected,
+ * body capped at 1 MiB.
+ */
+export const defaultFetchJson: FetchJson = async (url, signal) => {
+  const res = await request(url, {
+    method: 'GET',
+    signal,
+    headers: { accept: 'application/json' },
+    headersTimeout: FETCH_TIMEOUT_MS,
+    bodyTimeout: FETCH_TIMEOUT_MS,
+  });
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    await res.body.dump();
+    throw new Error(`GET ${url} answered HTTP ${res.statusCode}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    size += buf.length;
+    if (size > MAX_DOCUMENT_BYTES) {
+      res.body.destroy();
+      throw new Error(`GET ${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
+    }
+    chunks.push(buf);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+};
+
+/** Why {@link JwksCache.getKey} could not produce a key. */
+export type JwksErrorCode = 'unknown_key' | 'unavailable' | 'key_mismatch';
+
+/** A key lookup failure; `message` is a short sentence safe to log and return to clients. */
+export class JwksError extends Error {
+  readonly code: JwksErrorCode;
+  constructor(code: JwksErrorCode, message: string) {
+    super(message);
+    this.name = 'JwksError';
+    this.code = code;
+  }
+}
+
+/** Tunables and injections shared by every cache of a {@link JwksCacheRegistry}. */
+export interface JwksCacheOptions {
+  /** Injected clock (ms). */
+  now?: Clock;
+  /** Injected fetcher; defaults to {@link defaultFetchJson}. */
+  fetchJson?: FetchJson;
+  /** Minimum spacing between two fetch attempts of one URI (default 5000 ms). */
+  minRefetchIntervalMs?: number;
+  /** Age after which a request triggers a background refresh (default 1 h). */
+  refreshIntervalMs?: number;
+  /** Network timeout passed to `fetchJson` as an AbortSignal (default 5000 ms). */
+  fetchTimeoutMs?: number;
+  /** Where refresh failures and very stale key sets are reported. */
+  logger?: WarnLogger;
+}
+
+/** Counters tests and metrics read. */
+export interface JwksStats {
+  /** Fetch attempts started (successful or not). */
+  fetches: number;
+  /** Fetch attempts that failed or returned an unusable document. */
+  failures: number;
+}
+
+/** Entra publishes each signing key for weeks; a set older than a day means the provider is unreachable. */
+const STALE_WARNING_MS = 24 * 60 * 60 * 1000;
+
+/** Algorithms this gateway accepts, with the key type (and curve) each one needs. */
+const ALG_KEY_TYPES: Readonly<Record<string, { kty: 'RSA' | 'EC'; crv?: string }>> = {
+  RS256: { kty: 'RSA' }, RS384: { kty: 'RSA' }, RS512: { kty: 'RSA' },
+  PS256: { kty: 'RSA' }, PS384: { kty: 'RSA' }, PS512: { kty: 'RSA' },
+  ES256: { kty: 'EC', crv: 'P-256' }, ES384: { kty: 'EC', crv: 'P-384' }, ES512: { kty: 'EC', crv: 'P-521' },
+};
+
+interface StoredKey {
+  /** Public members only: a stray private `d` in a published set is never imported. */
+  readonly jwk: JWK;
+  /** Imported keys per algorithm; Entra keys carry no `alg`, so the token's alg decides. */
+  readonly imported: Map<string, Promise<CryptoKey>>;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/**
+ * Keep only public signature keys of type RSA or EC. Symmetric (`oct`) keys in a JWKS would
+ * let anyone who can read the set mint tokens; `use: enc` keys are not for signatures.
+ */
+function parseKeySet(doc: unknown): Map<string, StoredKey> {
+  if (!isRecord(doc) || !Array.isArray(doc.keys)) throw new Error('JWKS document has no "keys" array');
+  const out = new Map<string, StoredKey>();
+  for (const raw of doc.keys) {
+    if (!isRecord(raw)) continue;
+    const kid = str(raw.kid);
+    if (kid === undefined || out.has(kid)) continue;
+    if (raw.use !== undefined && raw.use !== 'sig') continue;
+    if (Array.isArray(raw.key_ops) && !raw.key_ops.includes('verify')) continue;
+    const alg = str(raw.alg);
+    let jwk: JWK;
+    if (raw.kty === 'RSA') {
+      const n = str(raw.n);
+      const e = str(raw.e);
+      if (n === undefined || e === undefined) continue;
+      jwk = { kty: 'RSA', n, e };
+    } else if (raw.kty === 'EC') {
+      const crv = str(raw.crv);
+      const x = str(raw.x);
+      const y = str(raw.y);
+      if (crv === undefined || x === undefined || y === undefined) continue;
+      jwk = { kty: 'EC', crv, x, y };
+    } else {
+      continue;
+    }
+    if (alg !== undefined) jwk.alg = alg;
+    out.set(kid, { jwk, imported: new Map() });
+  }
+  // An empty set is never legitimate for a signing authority: treat it as garbage.
+  if (out.size === 0) throw new Error('JWKS document holds no usable signing key');
+  return out;
+}
+
+/**
+ * The signing keys published at one JWKS URI. Lazy (no timers): requests drive fetches.
+ *
+ * - Cold start: the first callers share one fetch.
+ * - Entra signing-key rollover: an unknown `kid` triggers one shared refetch, at most once
+ *   per `minRefetchIntervalMs`, so a storm of forged kids cannot hammer the provider.
+ * - Stale-while-revalidate: past `refreshIntervalMs` a request starts a background refresh
+ *   and is answered from the current set at once.
+ * - A failed fetch never drops keys: the last good set stays in use (logged when very old).
+ */
+export class JwksCache {
+  /** The JWKS URI this cache serves. */
+  readonly uri: string;
+  /** Fetch counters. */
+  readonly stats: JwksStats = { fetches: 0, failures: 0 };
+
+  readonly #now: Clock;
+  readonly #fetchJson: FetchJson;
+  readonly #minRefetchIntervalMs: number;
+  readonly #refreshIntervalMs: number;
+  readonly #fetchTimeoutMs: number;
+  readonly #logger: WarnLogger | undefined;
+
+  #keys: Map<string, StoredKey> | undefined;
+  #fetchedAt = Number.NEGATIVE_INFINITY;
+  #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  #inflight: Promise<void> | undefined;
+
+  constructor(uri: string, opts: JwksCacheOptions = {}) {
+    this.uri = uri;
+    this.#now = opts.now ?? systemClock;
+    this.#fetchJson = opts.fetchJson ?? defaultFetchJson;
+    this.#minRefetchIntervalMs = opts.minRefetchIntervalMs ?? 5_000;
+    this.#refreshIntervalMs = opts.refreshIntervalMs ?? 60 * 60 * 1000;
+    this.#fetchTimeoutMs = opts.fetchTimeoutMs ?? FETCH_TIMEOUT_MS;
+    this.#logger = opts.logger;
+  }
+
+  /** Number of keys in the current set (0 before the first successful fetch). */
+  get size(): number {
+    return this.#keys?.size ?? 0;
+  }
+
+  /** Resolves once no fetch is in flight (tests await background refreshes with it). */
+  async idle(): Promise<void> {
+    while (this.#inflight) await this.#inflight;
+  }
+
+  /**
+   * The verification key for `kid`, imported for `alg`.
+   * @throws {JwksError} `unknown_key`, `unavailable` (no set ever fetched) or `key_mismatch`.
+   */
+  async getKey(kid: string, alg: string): Promise<CryptoKey> {
+    if (this.#keys === undefined) {
+      // Cold start: every caller awaits the same fetch. A recent failed attempt is not
+      // retried, so a down provider is not hit once per request.
+      if (this.#inflight || this.#mayFetch()) await this.#refresh();
+      if (this.#keys === undefined) throw new JwksError('unavailable', 'The signing keys are unavailable.');
+    } else if (this.#now() - this.#fetchedAt >= this.#refreshIntervalMs && this.#mayFetch()) {
+      // Stale-while-revalidate: #refresh never rejects, so the floating promise is safe.
+      void this.#refresh();
+    }
+
+    let stored = this.#keys?.get(kid);
+    if (stored === undefined) {
+      // Entra signing-key rollover: refresh on unknown kid (shared, rate-limited).
+      if (this.#inflight || this.#mayFetch()) {
+        await this.#refresh();
+        stored = this.#keys?.get(kid);
+      }
+      if (stored === undefined) throw new JwksError('unknown_key', 'The token was signed with an unknown key.');
+    }
+    return this.#import(stored, alg);
+  }
+
+  #mayFetch(): boolean {
+    return this.#now() - this.#lastAttemptAt >= this.#minRefetchIntervalMs;
+  }
+
+  async #import(stored: StoredKey, alg: string): Promise<CryptoKey> {
+    const need = ALG_KEY_TYPES[alg];
+    const { jwk } = stored;
+    // Guard against algorithm confusion before any crypto: the key decides what it may verify.
+    if (need === undefined || jwk.kty !== need.kty || (need.crv !== undefined && jwk.crv !== need.crv)
+      || (jwk.alg !== undefined && jwk.alg !== alg)) {
+      throw new JwksError('key_mismatch', 'The signing key does not match the token algorithm.');
+    }
+    let p = stored.imported.get(alg);
+    if (p === undefined) {
+      p = importJWK(jwk, alg) as Promise<CryptoKey>;
+      stored.imported.set(alg, p);
+    }
+    try {
+      return await p;
+    } catch {
+      stored.imported.delete(alg);
+      throw new JwksError('key_mismatch', 'The signing key does not match the token algorithm.');
+    }
+  }
+
+  /** Single-flight fetch; never rejects (failures keep the last good set). */
+  #refresh(): Promise<void> {
+    if (this.#inflight) return this.#inflight;
+    this.#lastAttemptAt = this.#now();
+    this.stats.fetches += 1;
+    const run = async (): Promise<void> => {
+      try {
+        // AbortSignal.timeout's timer is unref'd: it bounds a slow provider without keeping
+        // the process alive (refreshes themselves are never timer-driven).
+        const doc = await this.#fetchJson(this.uri, AbortSignal.timeout(this.#fetchTimeoutMs));
+        this.#keys = parseKeySet(doc);
+        this.#fetchedAt = this.#now();
+      } catch (err) {
+        this.stats.failures += 1;
+        const ageMs = this.#keys === undefined ? undefined : this.#now() - this.#fetchedAt;
+        this.#logger?.warn(
+          { jwksUri: this.uri, err: err instanceof Error ? err.message : String(err), keySetAgeMs: ageMs },
+          ageMs === undefined ? 'JWKS fetch failed; no key set yet'
+            : ageMs > STALE_WARNING_MS ? 'JWKS fetch failed; keeping last good key set older than 24 h'
+              : 'JWKS fetch failed; keeping last good key set',
+        );
+      }
+    };
+    const p = run().finally(() => {
+      if (this.#inflight === p) this.#inflight = undefined;
+    });
+    this.#inflight = p;
+    return p;
+  }
+}
+
+/**
+ * One {@link JwksCache} per JWKS URI, shared by every endpoint and tenant that uses it
+ * (Entra signs all tenants with the same keys, so they share one fetch and one set).
+ */
+export class JwksCacheRegistry {
+  readonly #opts: JwksCacheOptions;
+  readonly #caches = new Map<string, JwksCache>();
+
+  constructor(opts: JwksCacheOptions = {}) {
+    this.#opts = opts;
+  }
+
+  /** The cache for `jwksUri`, created on first use. */
+  get(jwksUri: string): JwksCache {
+    const key = new URL(jwksUri).href;
+    let cache = this.#caches.get(key);
+    if (cache === undefined) {
+      cache = new JwksCache(key, this.#opts);
+      this.#caches.set(key, cache);
+    }
+    return cache;
+  }
+}
+
+/** The process-wide registry (real clock, real network) used when none is injected. */
+export const sharedJwksRegistry: JwksCacheRegistry = new JwksCacheRegistry();
