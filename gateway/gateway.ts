@@ -13,7 +13,7 @@ import { AdminAuth } from './admin/admin-auth.ts';
 import { adminHandler } from './admin/admin-server.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { ListenerKind } from './context.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createAccessLogger, createLogger, logDestination, type Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { ProxyHandler } from './proxy-handler.ts';
 import { RequestObserver } from './request-observer.ts';
@@ -26,6 +26,8 @@ export interface GatewayOptions {
   /** The file the config came from: enables reload() and the default state file location. */
   readonly configPath?: string;
   readonly log?: Logger;
+  /** Where access lines go; defaults to `log` when that is given, else to stdout. */
+  readonly accessLog?: Logger;
   readonly clock?: Clock;
   readonly random?: () => number;
   readonly env?: NodeJS.ProcessEnv;
@@ -57,6 +59,7 @@ function listen(server: Server, at: HostPort): Promise<AddressInfo> {
  */
 export class Gateway {
   readonly log: Logger;
+  readonly accessLog: Logger;
   readonly metrics = new Metrics();
   readonly instances = new InstanceRegistry();
   readonly jwks = new JwksCacheRegistry();
@@ -76,7 +79,9 @@ export class Gateway {
   private constructor(opts: GatewayOptions, keyStore: KeyStore) {
     this.#opts = opts;
     this.#clock = opts.clock ?? systemClock;
-    this.log = opts.log ?? createLogger(opts.config.logging.level);
+    const dest = opts.log ? undefined : logDestination();
+    this.log = opts.log ?? createLogger(opts.config.logging.level, dest);
+    this.accessLog = opts.accessLog ?? opts.log ?? createAccessLogger(dest ?? logDestination());
     this.keyStore = keyStore;
     this.store = new ConfigStore(opts.config, this.instances, () => ({
       instances: this.instances,
@@ -141,7 +146,7 @@ export class Gateway {
 
   async #listen(): Promise<void> {
     const cfg = this.#opts.config;
-    const observer = new RequestObserver(this.metrics, this.log, cfg.logging.access_log);
+    const observer = new RequestObserver(this.metrics, this.accessLog, this.log, cfg.logging.access_log);
     const proxy = new ProxyHandler({
       snapshot: () => this.store.current,
       draining: () => this.#draining,
@@ -267,5 +272,6 @@ export class Gateway {
     }
     await this.instances.close();
     this.log.flush?.();
+    this.accessLog.flush?.();
   }
 }

@@ -2,11 +2,17 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
+/** One log destination shared by the general and the access logger: async, buffered. */
+export function logDestination(): pino.DestinationStream {
+  return pino.destination({ sync: false, minLength: 4096 });
+}
+
 /**
- * pino JSON logs. Authorization headers and anything named like a secret are redacted
- * as a second line of defence; the first is that no code path logs a key or token.
+ * The general logger (config, lifecycle, errors). Authorization headers and anything
+ * named like a secret are redacted as a second line of defence; the first is that no
+ * code path logs a key or token.
  */
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+export function createLogger(level: string, destination: pino.DestinationStream = logDestination()): Logger {
   return pino({
     level,
     base: { service: 'switchyard' },
@@ -14,6 +20,14 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       paths: ['req.headers.authorization', 'headers.authorization', '*.keys', 'keys', 'key', 'token', '*.token', '*.primary', '*.secondary'],
       censor: '[redacted]',
     },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  }, destination ?? pino.destination({ sync: false, minLength: 4096 }));
+  }, destination);
+}
+
+/**
+ * The access logger: one line per request with a fixed set of fields built by the
+ * gateway (none of them a secret), so it skips redaction, which cost ~3% of the
+ * gateway's CPU at full load.
+ */
+export function createAccessLogger(destination: pino.DestinationStream): Logger {
+  return pino({ level: 'info', base: { service: 'switchyard' } }, destination);
 }

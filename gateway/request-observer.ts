@@ -2,6 +2,8 @@ import type { Logger } from './logger.ts';
 import type { RequestContext } from './context.ts';
 import type { Metrics } from './metrics.ts';
 
+interface Series { record(seconds: number): void }
+
 /**
  * Counts and logs every request once, when its response closes (finished or cut off):
  * `switchyard_requests_total`, the duration histogram, and one pino access line with
@@ -9,11 +11,13 @@ import type { Metrics } from './metrics.ts';
  */
 export class RequestObserver {
   readonly #metrics: Metrics;
+  readonly #access: Logger;
   readonly #log: Logger;
   readonly #accessLog: boolean;
 
-  constructor(metrics: Metrics, log: Logger, accessLog: boolean) {
+  constructor(metrics: Metrics, access: Logger, log: Logger, accessLog: boolean) {
     this.#metrics = metrics;
+    this.#access = access;
     this.#log = log;
     this.#accessLog = accessLog;
   }
@@ -28,19 +32,37 @@ export class RequestObserver {
     this.#log.error({ request_id: ctx.requestId, err }, 'internal error');
   }
 
+  // prom-client hashes label values on every labels() call; the few label sets a gateway
+  // has (endpoints and deployments are config names, never client input) are resolved once
+  // and kept here, looked up without building a key string.
+  readonly #children = new Map<string, Map<string, Map<number, Series>>>();
+
+  #series(endpoint: string, deployment: string, status: number): Series {
+    let byDeployment = this.#children.get(endpoint);
+    if (!byDeployment) this.#children.set(endpoint, byDeployment = new Map());
+    let byStatus = byDeployment.get(deployment);
+    if (!byStatus) byDeployment.set(deployment, byStatus = new Map());
+    let c = byStatus.get(status);
+    if (!c) {
+      const count = this.#metrics.requests.labels(endpoint, deployment, String(status));
+      const hist = this.#metrics.duration.labels(endpoint, deployment);
+      c = { record: (seconds) => { count.inc(); hist.observe(seconds); } };
+      byStatus.set(status, c);
+    }
+    return c;
+  }
+
   #end(ctx: RequestContext): void {
     const res = ctx.res;
     const seconds = Number(process.hrtime.bigint() - ctx.start) / 1e9;
     // A response cut off before it finished is counted as 499 (the client went away), as NGINX does.
     const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
-    const m = this.#metrics;
-    m.requests.labels(ctx.endpoint, ctx.deployment, String(status)).inc();
-    m.duration.labels(ctx.endpoint, ctx.deployment).observe(seconds);
+    this.#series(ctx.endpoint, ctx.deployment, status).record(seconds);
     if (!this.#accessLog) return;
     const p = ctx.principal;
     const url = ctx.req.url ?? '';
     const q = url.indexOf('?');
-    this.#log.info({
+    this.#access.info({
       request_id: ctx.requestId,
       method: ctx.req.method,
       path: q < 0 ? url : url.slice(0, q),

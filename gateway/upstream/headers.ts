@@ -17,7 +17,8 @@ const NOT_FORWARDED_UP = new Set([
 
 /** Lower-cased names listed in a `Connection` header value. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (!value) return undefined;
+  // The common values name no extra header: skip the split on the hot path.
+  if (!value || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const tokens = new Set<string>();
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const t = part.trim().toLowerCase();
@@ -59,8 +60,10 @@ export function upstreamHeaders(raw: readonly string[], connection: string | str
  */
 export function downstreamHeaders(headers: IncomingHttpHeaders, requestId: string, deployment: string): OutgoingHttpHeaders {
   const named = connectionTokens(headers.connection);
-  for (const h of HOP_BY_HOP) if (h in headers) delete headers[h];
-  if (named) for (const h of named) delete headers[h];
+  // One pass over the (few) response headers rather than a lookup per hop-by-hop name.
+  for (const h in headers) {
+    if (HOP_BY_HOP.has(h) || named?.has(h)) delete headers[h];
+  }
   const out = headers as OutgoingHttpHeaders;
   out['x-request-id'] = requestId;
   out['azureml-model-deployment'] = deployment;
