@@ -57,16 +57,18 @@ const BODY = JSON.stringify({
   pad: 'x'.repeat(24),
 });
 const BENCH_KEY = 'bench-key-7c0ffee-0123456789abcdef';
+const BENCH_TENANT = '11111111-2222-4333-8444-555555555555';
+const BENCH_AUDIENCE = 'api://switchyard-bench';
+const BENCH_ROLE = 'Scorer';
 
 /** One row: where the load goes and what each request carries. */
 interface Target { name: string; url: string; headers: Record<string, string> }
 
 // ---------------------------------------------------------------------------------------
 // Switchyard variants — one gateway process per variant, each its own config and headers.
-// HOOK (switchyard-jwt, not implemented): add a variant with `auth_mode: aad_token` (or
-// key_or_aad_token), an `entra` section whose authority points at a local OIDC discovery +
-// JWKS server started here (spawnNode + waitReady), and `authorization: Bearer <signed JWT>`
-// (jose is a dependency) in `headers`.
+// `switchyard-jwt` authenticates with an Entra-style RS256 token from a stand-in identity
+// provider (load-tests/entra-stand-in.ts, on the load generator's CPU); one token is reused,
+// as real clients do for its lifetime, so this measures the verified-token path.
 // ---------------------------------------------------------------------------------------
 interface SwitchyardVariant {
   name: string;
@@ -97,7 +99,39 @@ const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
       };
     },
   },
-  // { name: 'switchyard-jwt', setup: ... }   <- see HOOK above
+  {
+    name: 'switchyard-jwt',
+    setup: async (backendUrl) => {
+      const port = await freePort();
+      const logDir = tempDir();
+      const idp = spawnNode('entra-stand-in', join(HERE, 'entra-stand-in.ts'), [
+        '--port', String(port), '--tenant', BENCH_TENANT, '--audience', BENCH_AUDIENCE, '--role', BENCH_ROLE,
+      ], { cpu: CPU_LOAD, logDir });
+      const authority = `http://127.0.0.1:${port}`;
+      let token = '';
+      await waitReady(idp, async () => {
+        const r = await httpStatus(`${authority}/token`);
+        if (r.status === 200) token = (JSON.parse(r.body) as { token: string }).token;
+        return r.status === 200;
+      }, 10_000);
+      const request_settings = { max_concurrent_requests_per_instance: 128, request_timeout_ms: 10_000 };
+      const deployment = { instances: [backendUrl], request_settings };
+      return {
+        config: {
+          entra: { authority, tenants: [BENCH_TENANT], audiences: [BENCH_AUDIENCE] },
+          endpoints: {
+            bench: {
+              auth_mode: 'aad_token',
+              roles: [BENCH_ROLE],
+              traffic: { blue: 90, green: 10 },
+              deployments: { blue: deployment, green: deployment },
+            },
+          },
+        },
+        headers: { authorization: `Bearer ${token}` },
+      };
+    },
+  },
 ];
 
 const SWITCHYARD_BIN = join(HERE, '..', 'bin', 'switchyard.mjs');
@@ -171,7 +205,8 @@ function throughputReport(res: Results, targets: Target[], switchyards: string[]
       fmt(med(rs, (r) => r.p50)), fmt(med(rs, (r) => r.p99)), fmt(medianPerRound(rs, direct, (x, y) => x.p99 / y.p99)), String(bad(rs))];
   });
   const out = [table(['config', 'req/s', 'req/s vs direct', 'p50 ms', 'p99 ms', 'p99 vs direct', 'non-2xx + errors'], rows)];
-  const pairs = switchyards.flatMap((s) => ['undici-bare', 'http-proxy'].map((b) => [s, b] as const));
+  const pairs: (readonly [string, string])[] = switchyards.flatMap((s) => ['undici-bare', 'http-proxy'].map((b) => [s, b] as const));
+  if (switchyards.includes('switchyard-jwt') && switchyards.includes('switchyard')) pairs.push(['switchyard-jwt', 'switchyard']);
   if (pairs.length > 0) {
     const cmp = pairs.map(([s, b]) => {
       const [x, y] = [get(res, s), get(res, b)];
