@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { substituteEnv, type MissingVar } from './env.ts';
+import { PATTERN, substituteEnv, type MissingVar } from './env.ts';
 import { configSchema, type GatewayConfig } from './schema.ts';
 import { validateConfig, type ConfigIssue } from './validate.ts';
 
@@ -15,7 +16,9 @@ function zodPath(path: readonly PropertyKey[]): string {
 }
 
 function fromZod(error: z.ZodError): ConfigIssue[] {
-  return error.issues.map((i) => {
+  return error.issues.flatMap((i) => {
+    // A misspelt key: name its own path (`server.lsiten`), not its parent's.
+    if (i.code === 'unrecognized_keys') return i.keys.map((k) => ({ path: zodPath([...i.path, k]), message: 'unknown key' }));
     // A bad record key (an endpoint name): report the key's own rule, not "Invalid key in record".
     if (i.code === 'invalid_key') {
       const inner = i.issues[0]?.message ?? i.message;
@@ -25,25 +28,72 @@ function fromZod(error: z.ZodError): ConfigIssue[] {
   });
 }
 
+/**
+ * `port: ${PORT:-8080}` substitutes text. Where the schema wants a number or a boolean
+ * and got a substituted string, read the string as YAML would have read the value.
+ * Mutates `root` (substituteEnv's fresh copy); true when something changed.
+ */
+function retype(root: unknown, issues: z.ZodError['issues'], replaced: ReadonlySet<string>): boolean {
+  let changed = false;
+  for (const i of issues) {
+    if (i.code !== 'invalid_type' || (i.expected !== 'number' && i.expected !== 'boolean')) continue;
+    const path = i.path.map(String);
+    if (!replaced.has(path.join('.'))) continue;
+    const key = path.pop()!;
+    const parent = path.reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], root) as Record<string, unknown> | undefined;
+    const v = parent?.[key];
+    if (typeof v !== 'string') continue;
+    const typed = i.expected === 'number'
+      ? (/^[-+]?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : undefined)
+      : (v === 'true' ? true : v === 'false' ? false : undefined);
+    if (typed === undefined) continue;
+    parent![key] = typed;
+    changed = true;
+  }
+  return changed;
+}
+
 /** Validate an already-parsed document (YAML, JSON or an admin API body). */
 export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): LoadResult {
   const missing: MissingVar[] = [];
-  const substituted = substituteEnv(doc ?? {}, env, missing);
+  const replaced = new Set<string>();
+  const substituted = substituteEnv(doc ?? {}, env, missing, '', replaced);
   const issues: ConfigIssue[] = missing.map((m) => ({
     path: m.path || '(root)',
     message: `environment variable ${m.name} is not set and has no default`,
   }));
-  const parsed = configSchema.safeParse(substituted);
-  if (!parsed.success) return { ok: false, issues: [...issues, ...fromZod(parsed.error)] };
+  let parsed = configSchema.safeParse(substituted);
+  if (!parsed.success && retype(substituted, parsed.error.issues, replaced)) parsed = configSchema.safeParse(substituted);
+  if (!parsed.success) {
+    // An unset variable is one problem, not also "expected a number" at the same path.
+    const unset = new Set(missing.map((m) => m.path));
+    return { ok: false, issues: [...issues, ...fromZod(parsed.error).filter((i) => !unset.has(i.path))] };
+  }
   issues.push(...validateConfig(parsed.data));
   return issues.length ? { ok: false, issues } : { ok: true, config: parsed.data };
+}
+
+/** Put the `${...}` texts masked by {@link parseConfigText} back, in keys and values. */
+function unmask(value: unknown, mark: RegExp, vars: readonly string[]): unknown {
+  const put = (s: string): string => s.replace(mark, (_m, i: string) => vars[Number(i)] ?? '');
+  if (typeof value === 'string') return put(value);
+  if (Array.isArray(value)) return value.map((v) => unmask(v, mark, vars));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [put(k), unmask(v, mark, vars)]));
+  }
+  return value;
 }
 
 /** Parse YAML text (JSON is YAML too) into a validated config. */
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   let doc: unknown;
+  // `keys: [${ADMIN_KEY}]` and `{ port: ${PORT} }` are not valid YAML as written (braces
+  // are flow indicators), so each `${...}` is parsed as a plain word and put back after.
+  const nonce = randomBytes(6).toString('hex');
+  const vars: string[] = [];
+  const masked = text.replace(PATTERN, (m) => `sy${nonce}v${vars.push(m) - 1}x`);
   try {
-    doc = parseYaml(text, { prettyErrors: true });
+    doc = unmask(parseYaml(masked, { prettyErrors: true }), new RegExp(`sy${nonce}v(\\d+)x`, 'g'), vars);
   } catch (err) {
     const message = err instanceof YAMLParseError ? err.message.split('\n')[0] ?? err.message : String(err);
     return { ok: false, issues: [{ path: '(file)', message: `not valid YAML: ${message}` }] };

@@ -138,6 +138,8 @@ export class ProxyHandler {
 
   #fail(ctx: RequestContext, err: GatewayError): void {
     ctx.errorCode = err.code;
+    // SPEC §3: once a deployment was chosen, every response names it (a 502/504 included).
+    if (ctx.deployment && !ctx.res.headersSent) ctx.res.setHeader('azureml-model-deployment', ctx.deployment);
     sendError(ctx.res, err, ctx.requestId);
   }
 

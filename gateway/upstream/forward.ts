@@ -24,6 +24,7 @@ const CONNECT_ERRORS = new Set([
   'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
 ]);
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TIMED_OUT = new GatewayError('GatewayTimeout');
 
 /**
  * One attempt to forward a request to an instance, as an undici dispatch handler: the
@@ -40,6 +41,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #status = 0;
   #finished = false;
   #abortReason: Error | undefined;
+  // request_timeout_ms: undici's own header/body timers tick at 1 s resolution (a 200 ms
+  // setting fired after ~1 s), so one native timer per attempt enforces it instead.
+  #timer: NodeJS.Timeout | undefined;
+  #uploading = false;
+  #paused = false;
 
   constructor(res: ServerResponse, requestId: string, deployment: string, instance: Instance, done: (r: AttemptResult) => void) {
     this.#res = res;
@@ -52,13 +58,22 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** Send the request. */
   start(req: AttemptRequest): void {
     this.#instance.inFlight++;
+    this.#timer = setTimeout(() => this.#onTimeout(), req.timeoutMs);
+    if (req.body && !req.body.readableEnded) {
+      // As with undici's headers timeout, the wait for the answer starts when the upload ends.
+      this.#uploading = true;
+      req.body.once('end', () => {
+        this.#uploading = false;
+        if (!this.#finished) this.#timer?.refresh();
+      });
+    }
     this.#instance.pool.dispatch({
       path: req.path,
       method: req.method,
       headers: req.headers,
       body: req.body,
-      headersTimeout: req.timeoutMs,
-      bodyTimeout: req.timeoutMs,
+      headersTimeout: 0,
+      bodyTimeout: 0,
       // Never let undici replay a request on its own: retries are decided here.
       idempotent: false,
     }, this);
@@ -69,6 +84,26 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.#finished) return;
     if (this.#controller) this.#controller.abort(reason);
     else this.#abortReason = reason;
+  }
+
+  /**
+   * No response headers within `request_timeout_ms` of the upload's end, or no body chunk
+   * for as long: 504 (or a cut connection once headers are out). Time the client spends
+   * uploading, or not reading (upstream paused), is not the instance's fault.
+   */
+  #onTimeout(): void {
+    if (this.#finished) return;
+    if (this.#paused || (this.#uploading && !this.#status)) {
+      this.#timer?.refresh();
+      return;
+    }
+    if (this.#controller) {
+      this.#controller.abort(TIMED_OUT);
+      return;
+    }
+    // Still queued in the pool: answer now; onRequestStart aborts the request later.
+    this.#abortReason = TIMED_OUT;
+    this.#finish({ kind: 'error', error: TIMED_OUT, connectFailed: false });
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -83,6 +118,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     this.#status = statusCode;
+    this.#timer?.refresh();
     const contentType = headers['content-type'];
     res.writeHead(statusCode, downstreamHeaders(headers, this.#requestId, this.#deployment));
     // Event streams must reach the client at once, before the first event is produced.
@@ -91,9 +127,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const res = this.#res;
+    this.#timer?.refresh();
     if (!res.write(chunk)) {
       controller.pause();
-      res.once('drain', () => controller.resume());
+      this.#paused = true;
+      res.once('drain', () => {
+        this.#paused = false;
+        if (!this.#finished) this.#timer?.refresh();
+        controller.resume();
+      });
     }
   }
 
@@ -115,6 +157,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #finish(r: AttemptResult): void {
     if (this.#finished) return;
     this.#finished = true;
+    clearTimeout(this.#timer);
     this.#instance.inFlight--;
     this.#done(r);
   }

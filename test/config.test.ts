@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseConfigText } from '../config/load.ts';
+
+const BIN = fileURLToPath(new URL('../bin/switchyard.mjs', import.meta.url));
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'switchyard-config-'));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+const GOOD = `
+server:
+  listen: { host: 127.0.0.1, port: 8080 }
+  admin_listen: { port: 9090 }
+endpoints:
+  cars:
+    auth_mode: key
+    keys: { primary: literal-key, secondary: "sha256:${'ab'.repeat(32)}" }
+    traffic: { blue: 90, green: 10 }
+    mirror_traffic: { shadow: 10 }
+    deployments:
+      blue: { instances: [http://10.0.0.11:5001, http://10.0.0.12:5001], scoring_route: /score }
+      green: { instances: [http://10.0.0.21:5001] }
+      shadow:
+        instances: [http://10.0.0.31:5001]
+        request_settings: { request_timeout_ms: 5000, max_concurrent_requests_per_instance: 4 }
+        readiness_probe: { path: /health, period: 0.5 }
+`;
+
+interface Run { code: number; stdout: string; stderr: string; lines: string[] }
+
+/** `switchyard validate FILE` as a user runs it, with the local Node. */
+async function validate(yaml: string, env: Record<string, string> = {}): Promise<Run> {
+  const file = join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(file, yaml);
+  return validateFile(file, env);
+}
+
+function validateFile(file: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'validate', file], { env: { PATH: process.env.PATH, ...env } }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      const lines = `${stdout}\n${stderr}`.split('\n').filter(Boolean);
+      resolve({ code, stdout, stderr, lines });
+    });
+  });
+}
+
+/** Non-zero, with each of `expected` as a whole output line, and every line `path: message`. */
+function assertProblems(r: Run, expected: string[]): void {
+  assert.notEqual(r.code, 0, 'a bad file must exit non-zero');
+  for (const line of expected) assert.ok(r.lines.includes(line), `missing line ${JSON.stringify(line)} in:\n${r.lines.join('\n')}`);
+  for (const line of r.lines) assert.match(line, /^(\(file\)|\(root\)|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*): \S/, 'every line names a field path');
+}
+
+test('a good file validates: exit 0', async () => {
+  const r = await validate(GOOD);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /ok/);
+});
+
+test('traffic that does not sum to 100 or 0 names endpoints.cars.traffic', async () => {
+  const r = await validate(GOOD.replace('green: 10 }', 'green: 0 }'));
+  assertProblems(r, ['endpoints.cars.traffic: values must sum to 100 or 0, got 90']);
+  assert.equal(r.lines.length, 1, 'one line per problem');
+});
+
+test('traffic or a mirror naming a missing deployment names its own path', async () => {
+  const r = await validate(GOOD.replace('green: 10 }', 'purple: 10 }').replace('shadow: 10', 'ghost: 10'));
+  assertProblems(r, [
+    'endpoints.cars.traffic.purple: no deployment named purple',
+    'endpoints.cars.mirror_traffic.ghost: no deployment named ghost',
+  ]);
+});
+
+test('an unknown key is named with its full path', async () => {
+  const r = await validate(GOOD.replace('  listen:', '  lsiten: { port: 1 }\n  listen:').replace('    auth_mode: key', '    auth_mode: key\n    colour: red'));
+  assertProblems(r, ['server.lsiten: unknown key', 'endpoints.cars.colour: unknown key']);
+});
+
+test('a bad endpoint name is named', async () => {
+  const r = await validate(GOOD.replace('  cars:', '  Cars_2:'));
+  assert.notEqual(r.code, 0);
+  assert.ok(r.lines.some((l) => l.startsWith('endpoints.Cars_2: ') && /3-32 characters/.test(l)), r.lines.join('\n'));
+});
+
+test('mirroring to a deployment with live traffic is refused', async () => {
+  const r = await validate(GOOD.replace('mirror_traffic: { shadow: 10 }', 'mirror_traffic: { green: 10 }'));
+  assertProblems(r, ['endpoints.cars.mirror_traffic.green: a deployment with live traffic cannot also be the mirror']);
+});
+
+test('broken YAML and a missing file are reported, not thrown', async () => {
+  assertProblems(await validate('endpoints: { cars: [ }\n'), []);
+  const missing = await validateFile(join(dir, 'nope.yaml'));
+  assertProblems(missing, []);
+  assert.match(missing.stderr, /^\(file\): cannot read .*nope\.yaml: ENOENT/m);
+});
+
+const ENV_DOC = `
+server:
+  listen: { host: 127.0.0.1, port: \${PORT:-8080} }
+  max_body_bytes: \${MAX_BODY}
+admin:
+  keys: [\${ADMIN_KEY}]
+logging:
+  access_log: \${ACCESS_LOG:-false}
+endpoints:
+  cars:
+    keys: { primary: "\${CARS_KEY_1}", secondary: \${CARS_KEY_2:-fallback-key} }
+    traffic: { blue: 100 }
+    deployments:
+      blue: { instances: ["http://\${MODEL_HOST:-127.0.0.1}:5001"] }
+`;
+
+test('${VAR} and ${VAR:-default} are substituted, numbers and booleans included', () => {
+  const r = parseConfigText(ENV_DOC, { MAX_BODY: '2048', ADMIN_KEY: 'adm-1', CARS_KEY_1: '12345', MODEL_HOST: '10.1.2.3', ACCESS_LOG: 'true' });
+  assert.ok(r.ok, r.ok ? '' : r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+  const c = r.config;
+  assert.equal(c.server.listen.port, 8080);
+  assert.equal(c.server.max_body_bytes, 2048);
+  assert.deepEqual(c.admin.keys, ['adm-1']);
+  assert.equal(c.logging.access_log, true);
+  // A key stays a string even when it looks like a number.
+  assert.deepEqual(c.endpoints.cars?.keys, { primary: '12345', secondary: 'fallback-key' });
+  assert.deepEqual(c.endpoints.cars?.deployments.blue?.instances, ['http://10.1.2.3:5001']);
+
+  const withPort = parseConfigText(ENV_DOC, { PORT: '9001', MAX_BODY: '1', ADMIN_KEY: 'a', CARS_KEY_1: 'k', CARS_KEY_2: 'k2' });
+  assert.ok(withPort.ok);
+  assert.equal(withPort.config.server.listen.port, 9001);
+  assert.equal(withPort.config.endpoints.cars?.keys?.secondary, 'k2');
+});
+
+test('a variable value cannot inject YAML structure', () => {
+  const r = parseConfigText(ENV_DOC, { MAX_BODY: '1', ADMIN_KEY: 'x, y: [z]', CARS_KEY_1: 'a}\n  traffic: {blue: 0' });
+  assert.ok(r.ok, r.ok ? '' : JSON.stringify(r.issues));
+  assert.deepEqual(r.config.admin.keys, ['x, y: [z]']);
+  assert.equal(r.config.endpoints.cars?.keys?.primary, 'a}\n  traffic: {blue: 0');
+  assert.deepEqual(r.config.endpoints.cars?.traffic, { blue: 100 });
+});
+
+test('an unset variable without a default is an error naming the path', async () => {
+  const r = await validate(ENV_DOC, { MAX_BODY: '1', ADMIN_KEY: 'a' });
+  assertProblems(r, ['endpoints.cars.keys.primary: environment variable CARS_KEY_1 is not set and has no default']);
+  assert.equal(r.lines.length, 1, `one line for one problem:\n${r.lines.join('\n')}`);
+
+  const ok = await validate(ENV_DOC, { MAX_BODY: '1', ADMIN_KEY: 'a', CARS_KEY_1: 'k' });
+  assert.equal(ok.code, 0, ok.stderr);
+
+  const notNumber = await validate(ENV_DOC, { MAX_BODY: 'lots', ADMIN_KEY: 'a', CARS_KEY_1: 'k' });
+  assert.notEqual(notNumber.code, 0);
+  assert.ok(notNumber.lines.some((l) => l.startsWith('server.max_body_bytes: ')), notNumber.lines.join('\n'));
+});
