@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Principal } from '../policies/principal.ts';
+
+/** What a request can abort when its client goes away (the attempt in flight). */
+export interface Abortable {
+  abort(reason: Error): void;
+}
 
 /** Which listener a request arrived on. The admin listener never serves invocations. */
 export type ListenerKind = 'public' | 'private';
@@ -14,8 +20,8 @@ export class RequestContext {
   readonly res: ServerResponse;
   readonly listener: ListenerKind;
   readonly requestId: string;
-  /** `process.hrtime.bigint()` at arrival. */
-  readonly start: bigint;
+  /** `performance.now()` at arrival (ms, monotonic). */
+  readonly start: number;
   /** The client's address: the socket peer, or from X-Forwarded-For when the peer is a trusted proxy. */
   readonly clientIp: string;
   /** Path and query after the endpoint prefix, as sent upstream. */
@@ -25,6 +31,8 @@ export class RequestContext {
   principal: Principal | undefined;
   /** The gateway error that answered the request, if one did. */
   errorCode: string | undefined;
+  /** The upstream attempt in flight, aborted if the client goes away. */
+  inFlight: Abortable | undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, clientIp: string) {
     this.req = req;
@@ -32,7 +40,7 @@ export class RequestContext {
     this.listener = listener;
     this.clientIp = clientIp;
     this.requestId = randomUUID();
-    this.start = process.hrtime.bigint();
+    this.start = performance.now();
   }
 
   /** The bearer credential, or undefined. */

@@ -153,12 +153,12 @@ export class Gateway {
       observer,
       clock: this.#clock,
       random: this.#opts.random ?? Math.random,
+      onEnd: () => {
+        if (--this.#inFlight === 0) this.#idle?.();
+      },
     });
     const invocation = (kind: ListenerKind): Server => createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
       this.#inFlight++;
-      res.once('close', () => {
-        if (--this.#inFlight === 0) this.#idle?.();
-      });
       proxy.handle(req, res, kind);
     });
     const admin = createServer(adminHandler({

@@ -2,9 +2,22 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
-/** One log destination shared by the general and the access logger: async, buffered. */
+/**
+ * One log destination shared by the general and the access logger. Lines are buffered up
+ * to 8 KiB and written synchronously, flushed at least once a second and at exit. An
+ * async destination looked cheaper but wrote after every completed write (one libuv
+ * round trip per few lines): ~4 µs of CPU per request under load.
+ */
 export function logDestination(): pino.DestinationStream {
-  return pino.destination({ sync: false, minLength: 4096 });
+  const dest = pino.destination({ sync: true, minLength: 8192, periodicFlush: 1000 });
+  process.once('exit', () => {
+    try {
+      dest.flushSync();
+    } catch {
+      // stdout already closed: nothing left to save.
+    }
+  });
+  return dest;
 }
 
 /**

@@ -20,11 +20,14 @@ export interface ProxyDeps {
   readonly snapshot: () => Snapshot;
   readonly draining: () => boolean;
   readonly observer: RequestObserver;
+  /** Called once per request when its response closed (after it was recorded). */
+  readonly onEnd?: () => void;
   readonly clock: Clock;
   readonly random: () => number;
 }
 
 const NOT_FOUND = new GatewayError('EndpointNotFound');
+const CLIENT_GONE = new Error('client closed the connection');
 const DRAINING = new GatewayError('Draining', undefined, { connection: 'close' });
 
 /** Counts streamed (chunked) request bytes and fails the upload past the limit. */
@@ -58,7 +61,8 @@ export class ProxyHandler {
     const snap = this.#deps.snapshot();
     const ctx = new RequestContext(req, res, listener,
       clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], snap.trustedProxies));
-    this.#deps.observer.begin(ctx);
+    // One close listener per request: abort what is in flight, record, count down.
+    res.once('close', () => this.#closed(ctx));
     if (this.#deps.draining()) return this.#fail(ctx, DRAINING);
 
     const m = matchRoute(req.url ?? '/', req.headers.host, snap.hostSuffix);
@@ -124,16 +128,21 @@ export class ProxyHandler {
       return this.#fail(ctx, failed ? new GatewayError('BadGateway', 'The model instance refused the connection.') : new GatewayError('NoReadyInstance'));
     }
     const attempt = new Attempt(ctx.res, ctx.requestId, deployment.name, instance, (r: AttemptResult) => {
-      ctx.res.off('close', onClose);
+      ctx.inFlight = undefined;
       if (r.kind === 'response') return;
       if (r.connectFailed && !failed && deployment.instances.length > 1 && !ctx.res.destroyed) {
         return this.#attempt(ctx, deployment, request, instance);
       }
       this.#fail(ctx, r.error);
     });
-    const onClose = (): void => attempt.abort(new Error('client closed the connection'));
-    ctx.res.once('close', onClose);
+    ctx.inFlight = attempt;
     attempt.start(request);
+  }
+
+  #closed(ctx: RequestContext): void {
+    ctx.inFlight?.abort(CLIENT_GONE);
+    this.#deps.observer.end(ctx);
+    this.#deps.onEnd?.();
   }
 
   #fail(ctx: RequestContext, err: GatewayError): void {

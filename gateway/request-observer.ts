@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.ts';
 import type { RequestContext } from './context.ts';
 import type { Metrics } from './metrics.ts';
@@ -22,10 +23,6 @@ export class RequestObserver {
     this.#accessLog = accessLog;
   }
 
-  /** Start watching a request. */
-  begin(ctx: RequestContext): void {
-    ctx.res.once('close', () => this.#end(ctx));
-  }
 
   /** An unexpected failure inside the gateway (a bug): logged with the request id. */
   error(ctx: RequestContext, err: unknown): void {
@@ -52,9 +49,10 @@ export class RequestObserver {
     return c;
   }
 
-  #end(ctx: RequestContext): void {
+  /** Record a request whose response closed (finished or cut off). */
+  end(ctx: RequestContext): void {
     const res = ctx.res;
-    const seconds = Number(process.hrtime.bigint() - ctx.start) / 1e9;
+    const seconds = (performance.now() - ctx.start) / 1e3;
     // A response cut off before it finished is counted as 499 (the client went away), as NGINX does.
     const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
     this.#series(ctx.endpoint, ctx.deployment, status).record(seconds);
