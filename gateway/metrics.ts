@@ -37,6 +37,12 @@ export class Metrics {
     labelNames: ['endpoint', 'code'] as const,
     registers: [this.registry],
   });
+  readonly callerRequests = new Counter({
+    name: 'switchyard_caller_requests_total',
+    help: 'Authenticated requests by caller: key slot or token oid/appid (past 100 callers per endpoint: "other").',
+    labelNames: ['endpoint', 'auth', 'caller'] as const,
+    registers: [this.registry],
+  });
   readonly keyRegenerations = new Counter({
     name: 'switchyard_key_regenerations_total',
     help: 'Endpoint keys regenerated through the admin API.',

@@ -2,8 +2,11 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.ts';
 import type { RequestContext } from './context.ts';
 import type { Metrics } from './metrics.ts';
+import type { Principal } from '../policies/principal.ts';
 
 interface Series { record(seconds: number): void }
+
+const MAX_CALLERS = 100;
 
 /**
  * Counts and logs every request once, when its response closes (finished or cut off):
@@ -49,6 +52,23 @@ export class RequestObserver {
     return c;
   }
 
+  // Token callers are people or apps: bounded per endpoint so a crowd cannot blow up the
+  // series count; key callers are only ever primary/secondary.
+  readonly #callers = new Map<string, Map<string, { inc(): void }>>();
+
+  #caller(endpoint: string, p: Principal): { inc(): void } {
+    let byCaller = this.#callers.get(endpoint);
+    if (!byCaller) this.#callers.set(endpoint, byCaller = new Map());
+    const key = `${p.type}:${p.id}`;
+    let c = byCaller.get(key);
+    if (!c) {
+      const id = byCaller.size < MAX_CALLERS ? p.id : 'other';
+      c = this.#metrics.callerRequests.labels(endpoint, p.type, id);
+      if (id !== 'other') byCaller.set(key, c);
+    }
+    return c;
+  }
+
   /** Record a request whose response closed (finished or cut off). */
   end(ctx: RequestContext): void {
     const res = ctx.res;
@@ -56,8 +76,12 @@ export class RequestObserver {
     // A response cut off before it finished is counted as 499 (the client went away), as NGINX does.
     const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
     this.#series(ctx.endpoint, ctx.deployment, status).record(seconds);
-    if (!this.#accessLog) return;
     const p = ctx.principal;
+    if (p) this.#caller(ctx.endpoint, p).inc();
+    if (ctx.errorCode === 'Unauthorized' || ctx.errorCode === 'Forbidden') {
+      this.#metrics.authFailures.inc({ endpoint: ctx.endpoint, code: String(status) });
+    }
+    if (!this.#accessLog) return;
     const url = ctx.req.url ?? '';
     const q = url.indexOf('?');
     this.#access.info({

@@ -18,7 +18,17 @@ export async function serve(configPath: string, override?: (cfg: GatewayConfig) 
     process.exit(2);
   }
   const config = override ? override(loaded.config) : loaded.config;
-  const gw = await Gateway.start({ config, configPath: file });
+  let gw: Gateway;
+  try {
+    gw = await Gateway.start({ config, configPath: file });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); check server.listen, server.private_listen and server.admin_listen\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
   const a = gw.addresses;
   gw.log.info({
     public: `${a.public.address}:${a.public.port}`,

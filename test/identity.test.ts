@@ -56,6 +56,8 @@ test('a valid token with the role is served; the model never sees it; the log na
   assert.equal(line?.auth, 'aad_token');
   assert.equal(line?.caller, 'caller-oid-1');
   assert.ok(!gw.logs.raw.some((l) => l.includes(token) || l.includes(token.split('.')[2]!)), 'token never logged');
+  const metrics = await call(`${gw.adminUrl}/metrics`);
+  assert.match(metrics.body, /switchyard_caller_requests_total\{endpoint="tok",auth="aad_token",caller="caller-oid-1"\} 1/);
 });
 
 test('delegated scopes (scp) satisfy the role check too', async () => {
@@ -79,6 +81,9 @@ test('a valid token without the role is 403; a bad one is 401 with WWW-Authentic
 
   const aKey = await score('tok', bearer(KEY1));
   assert.equal(aKey.status, 401, 'aad_token endpoints take no keys');
+  const metrics = (await call(`${gw.adminUrl}/metrics`)).body;
+  assert.match(metrics, /switchyard_auth_failures_total\{endpoint="tok",code="401"\} 2/);
+  assert.match(metrics, /switchyard_auth_failures_total\{endpoint="tok",code="403"\} 2/);
 });
 
 test('key_or_aad_token takes either', async () => {
