@@ -101,6 +101,7 @@ export class Gateway {
     await keyStore.load();
     const gw = new Gateway(opts, keyStore);
     gw.metrics.reloads.inc({ result: 'success' });
+    gw.#publishInstances();
     await gw.#listen();
     gw.#ready = true;
     return gw;
@@ -197,6 +198,7 @@ export class Gateway {
     try {
       const before = this.store.current.config.server;
       const snap = this.store.apply(cfg);
+      this.#publishInstances();
       for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
         if (JSON.stringify(before[k]) !== JSON.stringify(cfg.server[k])) {
           this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
@@ -205,6 +207,21 @@ export class Gateway {
       return snap;
     } finally {
       this.#pendingConfig = undefined;
+    }
+  }
+
+  /**
+   * `switchyard_instance_ready` for every instance of the current snapshot (1 = takes
+   * traffic). Series of instances no longer configured are dropped.
+   */
+  #publishInstances(): void {
+    const g = this.metrics.instanceReady;
+    g.reset();
+    const now = this.#clock();
+    for (const ep of this.store.current.endpoints.values()) {
+      for (const d of ep.deployments.values()) {
+        for (const i of d.instances) g.set({ endpoint: ep.name, deployment: d.name, instance: i.origin }, i.ready && i.ejectedUntil <= now ? 1 : 0);
+      }
     }
   }
 

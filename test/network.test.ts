@@ -99,4 +99,6 @@ test('the admin listener never serves invocation traffic', async () => {
   assert.equal(model.seen.filter((s) => s.url === '/score').length >= 1, true);
   assert.equal(config({ endpoints: {} }).server.admin_listen.host, '127.0.0.1', 'admin defaults to loopback');
   assert.equal(config({ endpoints: {} }).server.listen.host, '0.0.0.0');
+  const metrics = (await call(`${gw.adminUrl}/metrics`)).body;
+  assert.ok(metrics.includes(`switchyard_instance_ready{endpoint="privy",deployment="blue",instance="${model.url}"} 1`), 'every instance has a readiness series');
 });
