@@ -2,6 +2,7 @@ import { importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { request } from 'undici';
 import type { Clock } from '../../../gateway/clock.ts';
+import { RefreshingDocument, type FetchStats } from './refreshing-document.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 
 /**
@@ -81,12 +82,7 @@ export interface JwksCacheOptions {
 }
 
 /** Counters tests and metrics read. */
-export interface JwksStats {
-  /** Fetch attempts started (successful or not). */
-  fetches: number;
-  /** Fetch attempts that failed or returned an unusable document. */
-  failures: number;
-}
+export type JwksStats = FetchStats;
 
 /** Entra publishes each signing key for weeks; a set older than a day means the provider is unreachable. */
 const STALE_WARNING_MS = 24 * 60 * 60 * 1000;
@@ -163,39 +159,41 @@ function parseKeySet(doc: unknown): Map<string, StoredKey> {
 export class JwksCache {
   /** The JWKS URI this cache serves. */
   readonly uri: string;
-  /** Fetch counters. */
-  readonly stats: JwksStats = { fetches: 0, failures: 0 };
-
-  readonly #now: Clock;
-  readonly #fetchJson: FetchJson;
-  readonly #minRefetchIntervalMs: number;
-  readonly #refreshIntervalMs: number;
-  readonly #fetchTimeoutMs: number;
-  readonly #logger: WarnLogger | undefined;
-
-  #keys: Map<string, StoredKey> | undefined;
-  #fetchedAt = Number.NEGATIVE_INFINITY;
-  #lastAttemptAt = Number.NEGATIVE_INFINITY;
-  #inflight: Promise<void> | undefined;
+  readonly #doc: RefreshingDocument<Map<string, StoredKey>>;
 
   constructor(uri: string, opts: JwksCacheOptions = {}) {
     this.uri = uri;
-    this.#now = opts.now ?? systemClock;
-    this.#fetchJson = opts.fetchJson ?? defaultFetchJson;
-    this.#minRefetchIntervalMs = opts.minRefetchIntervalMs ?? 5_000;
-    this.#refreshIntervalMs = opts.refreshIntervalMs ?? 60 * 60 * 1000;
-    this.#fetchTimeoutMs = opts.fetchTimeoutMs ?? FETCH_TIMEOUT_MS;
-    this.#logger = opts.logger;
+    const logger = opts.logger;
+    this.#doc = new RefreshingDocument({
+      url: uri,
+      parse: parseKeySet,
+      now: opts.now ?? systemClock,
+      fetchJson: opts.fetchJson ?? defaultFetchJson,
+      minRefetchIntervalMs: opts.minRefetchIntervalMs ?? 5_000,
+      refreshIntervalMs: opts.refreshIntervalMs ?? 60 * 60 * 1000,
+      fetchTimeoutMs: opts.fetchTimeoutMs ?? FETCH_TIMEOUT_MS,
+      onFailure: (err, ageMs) => logger?.warn(
+        { jwksUri: uri, err: err instanceof Error ? err.message : String(err), keySetAgeMs: ageMs },
+        ageMs === undefined ? 'JWKS fetch failed; no key set yet'
+          : ageMs > STALE_WARNING_MS ? 'JWKS fetch failed; keeping last good key set older than 24 h'
+            : 'JWKS fetch failed; keeping last good key set',
+      ),
+    });
+  }
+
+  /** Fetch counters. */
+  get stats(): Readonly<JwksStats> {
+    return this.#doc.stats;
   }
 
   /** Number of keys in the current set (0 before the first successful fetch). */
   get size(): number {
-    return this.#keys?.size ?? 0;
+    return this.#doc.value?.size ?? 0;
   }
 
   /** Resolves once no fetch is in flight (tests await background refreshes with it). */
-  async idle(): Promise<void> {
-    while (this.#inflight) await this.#inflight;
+  idle(): Promise<void> {
+    return this.#doc.idle();
   }
 
   /**
@@ -203,30 +201,12 @@ export class JwksCache {
    * @throws {JwksError} `unknown_key`, `unavailable` (no set ever fetched) or `key_mismatch`.
    */
   async getKey(kid: string, alg: string): Promise<CryptoKey> {
-    if (this.#keys === undefined) {
-      // Cold start: every caller awaits the same fetch. A recent failed attempt is not
-      // retried, so a down provider is not hit once per request.
-      if (this.#inflight || this.#mayFetch()) await this.#refresh();
-      if (this.#keys === undefined) throw new JwksError('unavailable', 'The signing keys are unavailable.');
-    } else if (this.#now() - this.#fetchedAt >= this.#refreshIntervalMs && this.#mayFetch()) {
-      // Stale-while-revalidate: #refresh never rejects, so the floating promise is safe.
-      void this.#refresh();
-    }
-
-    let stored = this.#keys?.get(kid);
-    if (stored === undefined) {
-      // Entra signing-key rollover: refresh on unknown kid (shared, rate-limited).
-      if (this.#inflight || this.#mayFetch()) {
-        await this.#refresh();
-        stored = this.#keys?.get(kid);
-      }
-      if (stored === undefined) throw new JwksError('unknown_key', 'The token was signed with an unknown key.');
-    }
+    const keys = await this.#doc.current();
+    if (keys === undefined) throw new JwksError('unavailable', 'The signing keys are unavailable.');
+    // Entra signing-key rollover: refresh on unknown kid (shared, rate-limited).
+    const stored = keys.get(kid) ?? (await this.#doc.refetch())?.get(kid);
+    if (stored === undefined) throw new JwksError('unknown_key', 'The token was signed with an unknown key.');
     return this.#import(stored, alg);
-  }
-
-  #mayFetch(): boolean {
-    return this.#now() - this.#lastAttemptAt >= this.#minRefetchIntervalMs;
   }
 
   async #import(stored: StoredKey, alg: string): Promise<CryptoKey> {
@@ -248,36 +228,6 @@ export class JwksCache {
       stored.imported.delete(alg);
       throw new JwksError('key_mismatch', 'The signing key does not match the token algorithm.');
     }
-  }
-
-  /** Single-flight fetch; never rejects (failures keep the last good set). */
-  #refresh(): Promise<void> {
-    if (this.#inflight) return this.#inflight;
-    this.#lastAttemptAt = this.#now();
-    this.stats.fetches += 1;
-    const run = async (): Promise<void> => {
-      try {
-        // AbortSignal.timeout's timer is unref'd: it bounds a slow provider without keeping
-        // the process alive (refreshes themselves are never timer-driven).
-        const doc = await this.#fetchJson(this.uri, AbortSignal.timeout(this.#fetchTimeoutMs));
-        this.#keys = parseKeySet(doc);
-        this.#fetchedAt = this.#now();
-      } catch (err) {
-        this.stats.failures += 1;
-        const ageMs = this.#keys === undefined ? undefined : this.#now() - this.#fetchedAt;
-        this.#logger?.warn(
-          { jwksUri: this.uri, err: err instanceof Error ? err.message : String(err), keySetAgeMs: ageMs },
-          ageMs === undefined ? 'JWKS fetch failed; no key set yet'
-            : ageMs > STALE_WARNING_MS ? 'JWKS fetch failed; keeping last good key set older than 24 h'
-              : 'JWKS fetch failed; keeping last good key set',
-        );
-      }
-    };
-    const p = run().finally(() => {
-      if (this.#inflight === p) this.#inflight = undefined;
-    });
-    this.#inflight = p;
-    return p;
   }
 }
 

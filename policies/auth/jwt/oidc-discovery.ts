@@ -2,6 +2,7 @@ import type { Clock } from '../../../gateway/clock.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 import { defaultFetchJson, FETCH_TIMEOUT_MS } from './jwks-cache.ts';
 import type { FetchJson, WarnLogger } from './jwks-cache.ts';
+import { RefreshingDocument, type FetchStats } from './refreshing-document.ts';
 
 /** The parts of an OpenID Provider configuration the gateway uses. */
 export interface OidcMetadata {
@@ -35,13 +36,6 @@ export function openIdConfigurationUrl(authority: string, tenant: string): strin
   return `${normalizeAuthority(authority)}/${encodeURIComponent(tenant)}/v2.0/.well-known/openid-configuration`;
 }
 
-interface Entry {
-  value: OidcMetadata | undefined;
-  fetchedAt: number;
-  lastAttemptAt: number;
-  inflight: Promise<void> | undefined;
-}
-
 function parseMetadata(doc: unknown, url: string): OidcMetadata {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error('discovery document is not an object');
   const rec = doc as Record<string, unknown>;
@@ -59,29 +53,18 @@ function parseMetadata(doc: unknown, url: string): OidcMetadata {
  * provider is unreachable or answers garbage.
  */
 export class OidcDiscovery {
-  /** Fetch counters. */
-  readonly stats = { fetches: 0, failures: 0 };
-
-  readonly #now: Clock;
-  readonly #fetchJson: FetchJson;
-  readonly #minRefetchIntervalMs: number;
-  readonly #refreshIntervalMs: number;
-  readonly #fetchTimeoutMs: number;
-  readonly #logger: WarnLogger | undefined;
-  readonly #entries = new Map<string, Entry>();
+  /** Fetch counters, over every URL. */
+  readonly stats: FetchStats = { fetches: 0, failures: 0 };
+  readonly #opts: OidcDiscoveryOptions;
+  readonly #docs = new Map<string, RefreshingDocument<OidcMetadata>>();
 
   constructor(opts: OidcDiscoveryOptions = {}) {
-    this.#now = opts.now ?? systemClock;
-    this.#fetchJson = opts.fetchJson ?? defaultFetchJson;
-    this.#minRefetchIntervalMs = opts.minRefetchIntervalMs ?? 5_000;
-    this.#refreshIntervalMs = opts.refreshIntervalMs ?? 24 * 60 * 60 * 1000;
-    this.#fetchTimeoutMs = opts.fetchTimeoutMs ?? FETCH_TIMEOUT_MS;
-    this.#logger = opts.logger;
+    this.#opts = opts;
   }
 
   /** Resolves once no fetch is in flight (tests await background refreshes with it). */
   async idle(): Promise<void> {
-    for (const entry of this.#entries.values()) while (entry.inflight) await entry.inflight;
+    for (const doc of this.#docs.values()) await doc.idle();
   }
 
   /** The `jwks_uri` for a tenant of an authority. */
@@ -94,43 +77,32 @@ export class OidcDiscovery {
    * @throws {Error} when no document was ever fetched successfully.
    */
   async resolve(url: string): Promise<OidcMetadata> {
-    let entry = this.#entries.get(url);
-    if (entry === undefined) {
-      entry = { value: undefined, fetchedAt: Number.NEGATIVE_INFINITY, lastAttemptAt: Number.NEGATIVE_INFINITY, inflight: undefined };
-      this.#entries.set(url, entry);
-    }
-    const mayFetch = this.#now() - entry.lastAttemptAt >= this.#minRefetchIntervalMs;
-    if (entry.value === undefined) {
-      if (entry.inflight || mayFetch) await this.#refresh(url, entry);
-      if (entry.value === undefined) throw new Error('OpenID configuration unavailable');
-      return entry.value;
-    }
-    if (this.#now() - entry.fetchedAt >= this.#refreshIntervalMs && mayFetch) void this.#refresh(url, entry);
-    return entry.value;
+    const value = await this.#doc(url).current();
+    if (value === undefined) throw new Error('OpenID configuration unavailable');
+    return value;
   }
 
-  /** Single-flight fetch; never rejects. */
-  #refresh(url: string, entry: Entry): Promise<void> {
-    if (entry.inflight) return entry.inflight;
-    entry.lastAttemptAt = this.#now();
-    this.stats.fetches += 1;
-    const run = async (): Promise<void> => {
-      try {
-        entry.value = parseMetadata(await this.#fetchJson(url, AbortSignal.timeout(this.#fetchTimeoutMs)), url);
-        entry.fetchedAt = this.#now();
-      } catch (err) {
-        this.stats.failures += 1;
-        this.#logger?.warn(
-          { url, err: err instanceof Error ? err.message : String(err), haveLastGood: entry.value !== undefined },
+  #doc(url: string): RefreshingDocument<OidcMetadata> {
+    let doc = this.#docs.get(url);
+    if (doc === undefined) {
+      const o = this.#opts;
+      doc = new RefreshingDocument({
+        url,
+        parse: (d) => parseMetadata(d, url),
+        now: o.now ?? systemClock,
+        fetchJson: o.fetchJson ?? defaultFetchJson,
+        minRefetchIntervalMs: o.minRefetchIntervalMs ?? 5_000,
+        refreshIntervalMs: o.refreshIntervalMs ?? 24 * 60 * 60 * 1000,
+        fetchTimeoutMs: o.fetchTimeoutMs ?? FETCH_TIMEOUT_MS,
+        stats: this.stats,
+        onFailure: (err, ageMs) => o.logger?.warn(
+          { url, err: err instanceof Error ? err.message : String(err), haveLastGood: ageMs !== undefined },
           'OpenID configuration fetch failed',
-        );
-      }
-    };
-    const p = run().finally(() => {
-      if (entry.inflight === p) entry.inflight = undefined;
-    });
-    entry.inflight = p;
-    return p;
+        ),
+      });
+      this.#docs.set(url, doc);
+    }
+    return doc;
   }
 }
 

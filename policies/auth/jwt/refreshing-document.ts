@@ -1,0 +1,107 @@
+import type { Clock } from '../../../gateway/clock.ts';
+import type { FetchJson } from './jwks-cache.ts';
+
+/** Fetch counters, shareable between documents. */
+export interface FetchStats {
+  /** Fetch attempts started (successful or not). */
+  fetches: number;
+  /** Fetch attempts that failed or returned an unusable document. */
+  failures: number;
+}
+
+/** How a {@link RefreshingDocument} fetches and when it may. */
+export interface RefreshingDocumentOptions<T> {
+  readonly url: string;
+  /** Turn the fetched JSON into the value; throw to reject a document as garbage. */
+  readonly parse: (doc: unknown) => T;
+  readonly now: Clock;
+  readonly fetchJson: FetchJson;
+  /** Minimum spacing between two fetch attempts. */
+  readonly minRefetchIntervalMs: number;
+  /** Age after which a read starts a background refresh. */
+  readonly refreshIntervalMs: number;
+  readonly fetchTimeoutMs: number;
+  /** Called when a fetch fails; `ageMs` is the age of the value kept, undefined if none. */
+  readonly onFailure?: (err: unknown, ageMs: number | undefined) => void;
+  readonly stats?: FetchStats;
+}
+
+/**
+ * A JSON document from an identity provider (an OIDC discovery document, a JWKS), kept
+ * fresh the way Entra's signing-key rollover guidance asks: requests drive fetches (no
+ * timers), concurrent readers share one fetch, attempts are spaced by
+ * `minRefetchIntervalMs` so a storm cannot hammer the provider, a stale value is served
+ * while a background refresh runs, and a failed fetch never drops the last good value.
+ */
+export class RefreshingDocument<T> {
+  readonly stats: FetchStats;
+  readonly #o: RefreshingDocumentOptions<T>;
+  #value: T | undefined;
+  #fetchedAt = Number.NEGATIVE_INFINITY;
+  #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  #inflight: Promise<void> | undefined;
+
+  constructor(opts: RefreshingDocumentOptions<T>) {
+    this.#o = opts;
+    this.stats = opts.stats ?? { fetches: 0, failures: 0 };
+  }
+
+  /** The last good value, without fetching. */
+  get value(): T | undefined {
+    return this.#value;
+  }
+
+  /**
+   * The value to use now. Cold start awaits the (shared) first fetch; a stale value is
+   * returned at once while a refresh runs behind it. Undefined when no fetch ever succeeded.
+   */
+  async current(): Promise<T | undefined> {
+    if (this.#value === undefined) {
+      // A recent failed attempt is not retried, so a down provider is not hit per request.
+      if (this.#inflight || this.#mayFetch()) await this.#refresh();
+      return this.#value;
+    }
+    // #refresh never rejects, so the floating promise is safe.
+    if (this.#o.now() - this.#fetchedAt >= this.#o.refreshIntervalMs && this.#mayFetch()) void this.#refresh();
+    return this.#value;
+  }
+
+  /** Fetch again now if one is running or allowed (the value lacks something); returns when done. */
+  async refetch(): Promise<T | undefined> {
+    if (this.#inflight || this.#mayFetch()) await this.#refresh();
+    return this.#value;
+  }
+
+  /** Resolves once no fetch is in flight (tests await background refreshes with it). */
+  async idle(): Promise<void> {
+    while (this.#inflight) await this.#inflight;
+  }
+
+  #mayFetch(): boolean {
+    return this.#o.now() - this.#lastAttemptAt >= this.#o.minRefetchIntervalMs;
+  }
+
+  /** Single-flight fetch; never rejects (failures keep the last good value). */
+  #refresh(): Promise<void> {
+    if (this.#inflight) return this.#inflight;
+    const o = this.#o;
+    this.#lastAttemptAt = o.now();
+    this.stats.fetches += 1;
+    const run = async (): Promise<void> => {
+      try {
+        // AbortSignal.timeout's timer is unref'd: it bounds a slow provider without keeping
+        // the process alive.
+        this.#value = o.parse(await o.fetchJson(o.url, AbortSignal.timeout(o.fetchTimeoutMs)));
+        this.#fetchedAt = o.now();
+      } catch (err) {
+        this.stats.failures += 1;
+        o.onFailure?.(err, this.#value === undefined ? undefined : o.now() - this.#fetchedAt);
+      }
+    };
+    const p = run().finally(() => {
+      if (this.#inflight === p) this.#inflight = undefined;
+    });
+    this.#inflight = p;
+    return p;
+  }
+}
