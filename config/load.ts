@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { PATTERN, substituteEnv, type MissingVar } from './env.ts';
-import { configSchema, type GatewayConfig } from './schema.ts';
-import { validateConfig, type ConfigIssue } from './validate.ts';
+import { configSchema, endpointSchema, type GatewayConfig } from './schema.ts';
+import { validateConfig, validateEndpoint, type ConfigIssue } from './validate.ts';
 
 /** The outcome of reading a config: a valid config, or every problem with its field path. */
 export type LoadResult =
@@ -53,6 +53,24 @@ function retype(root: unknown, issues: z.ZodError['issues'], replaced: ReadonlyS
   return changed;
 }
 
+/**
+ * Cross-field checks of every endpoint that passed the schema, run even when other parts
+ * of the file did not, so one `validate` run lists every problem (not one layer per run).
+ */
+function partialChecks(doc: unknown): ConfigIssue[] {
+  const root = (doc ?? {}) as Record<string, unknown>;
+  const endpoints = root.endpoints;
+  if (!endpoints || typeof endpoints !== 'object') return [];
+  const server = (root.server ?? {}) as Record<string, unknown>;
+  const ctx = { hasEntra: root.entra !== undefined, hasPrivateListen: server.private_listen !== undefined };
+  const issues: ConfigIssue[] = [];
+  for (const [name, raw] of Object.entries(endpoints)) {
+    const ep = endpointSchema.safeParse(raw);
+    if (ep.success) issues.push(...validateEndpoint(name, ep.data, ctx));
+  }
+  return issues;
+}
+
 /** Validate an already-parsed document (YAML, JSON or an admin API body). */
 export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): LoadResult {
   const missing: MissingVar[] = [];
@@ -67,7 +85,8 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env):
   if (!parsed.success) {
     // An unset variable is one problem, not also "expected a number" at the same path.
     const unset = new Set(missing.map((m) => m.path));
-    return { ok: false, issues: [...issues, ...fromZod(parsed.error).filter((i) => !unset.has(i.path))] };
+    const schemaIssues = fromZod(parsed.error).filter((i) => !unset.has(i.path));
+    return { ok: false, issues: [...issues, ...schemaIssues, ...partialChecks(substituted)] };
   }
   issues.push(...validateConfig(parsed.data));
   return issues.length ? { ok: false, issues } : { ok: true, config: parsed.data };

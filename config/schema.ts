@@ -68,7 +68,7 @@ const name = z.string().regex(/^[a-z][a-z0-9-]{2,31}$/, {
 
 const cidr = z.string().min(1).describe('an IPv4 or IPv6 CIDR such as 10.0.0.0/8, or a single address');
 
-const endpoint = z.strictObject({
+export const endpointSchema = z.strictObject({
   auth_mode: z.enum(['key', 'aad_token', 'key_or_aad_token']).default('key'),
   keys: z.strictObject({ primary: keyValue.optional(), secondary: keyValue.optional() }).optional(),
   roles: z.array(z.string().min(1)).default([]),
@@ -87,7 +87,7 @@ const endpoint = z.strictObject({
     message: 'an endpoint needs at least one deployment',
   }),
 });
-export type EndpointConfig = z.infer<typeof endpoint>;
+export type EndpointConfig = z.infer<typeof endpointSchema>;
 
 export const configSchema = z.strictObject({
   server: z.strictObject({
@@ -119,7 +119,7 @@ export const configSchema = z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     access_log: z.boolean().default(true),
   }).prefault({}),
-  endpoints: z.record(name, endpoint).default({}),
+  endpoints: z.record(name, endpointSchema).default({}),
 });
 
 /** The validated, defaulted config (the shape users write, with every default filled in). */

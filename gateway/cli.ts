@@ -54,9 +54,22 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return undefined;
     }
     case 'model-server': {
+      if (args.includes('--help') || args.includes('-h')) {
+        process.stdout.write('usage: switchyard model-server [--name N] [--port P] [--host H] [--latency-ms MS]\n'
+          + '  a sample model server: GET / (liveness), POST /score, /stream (SSE: ?n=5&interval_ms=200), /echo\n');
+        return 0;
+      }
       const { startModelServer } = await import('./demo/model-server.ts');
-      const s = await startModelServer({ name: flag(args, '--name') ?? 'model', port: Number(flag(args, '--port') ?? 5001), host: flag(args, '--host') ?? '127.0.0.1' });
+      const s = await startModelServer({
+        name: flag(args, '--name') ?? 'model',
+        port: Number(flag(args, '--port') ?? 5001),
+        host: flag(args, '--host') ?? '127.0.0.1',
+        latencyMs: Number(flag(args, '--latency-ms') ?? 0),
+      });
       process.stdout.write(`model server ${s.name} on ${s.url}\n`);
+      const stop = (): void => void s.close().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
       return undefined;
     }
     case '--help':

@@ -31,6 +31,8 @@ export class RequestContext {
   principal: Principal | undefined;
   /** The gateway error that answered the request, if one did. */
   errorCode: string | undefined;
+  /** The client sent `Expect: 100-continue` and has not been invited to upload yet. */
+  expectContinue = false;
   /** The upstream attempt in flight, aborted if the client goes away. */
   inFlight: Abortable | undefined;
 

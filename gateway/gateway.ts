@@ -158,10 +158,19 @@ export class Gateway {
         if (--this.#inFlight === 0) this.#idle?.();
       },
     });
-    const invocation = (kind: ListenerKind): Server => createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-      this.#inFlight++;
-      proxy.handle(req, res, kind);
-    });
+    const invocation = (kind: ListenerKind): Server => {
+      const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+        this.#inFlight++;
+        proxy.handle(req, res, kind);
+      });
+      // Without this listener Node answers 100 Continue before the gateway has looked at
+      // the request; with it, the handler invites the upload only once it accepts it.
+      server.on('checkContinue', (req, res) => {
+        this.#inFlight++;
+        proxy.handle(req, res, kind, true);
+      });
+      return server;
+    };
     const admin = createServer(adminHandler({
       snapshot: () => this.store.current,
       ready: () => this.#ready,

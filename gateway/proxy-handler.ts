@@ -56,11 +56,17 @@ export class ProxyHandler {
     this.#deps = deps;
   }
 
-  /** Handle one request that arrived on `listener`. */
-  handle(req: IncomingMessage, res: ServerResponse, listener: ListenerKind): void {
+  /**
+   * Handle one request that arrived on `listener`. `expectContinue`: the client sent
+   * `Expect: 100-continue` and waits; it is invited to upload only once the request was
+   * accepted (routed, authenticated, within the size limit), so a 401/404/413 costs it
+   * no upload (RFC 9110 §10.1.1).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue = false): void {
     const snap = this.#deps.snapshot();
     const ctx = new RequestContext(req, res, listener,
       clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], snap.trustedProxies));
+    ctx.expectContinue = expectContinue;
     // One close listener per request: abort what is in flight, record, count down.
     res.once('close', () => this.#closed(ctx));
     if (this.#deps.draining()) return this.#fail(ctx, DRAINING);
@@ -101,6 +107,7 @@ export class ProxyHandler {
       body = req.pipe(new BodyLimit(snap.maxBodyBytes));
     }
 
+    if (ctx.expectContinue && body) ctx.res.writeContinue();
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, forwarded(req, ctx, snap));
     const request = {
       method: req.method ?? 'GET',
@@ -149,6 +156,9 @@ export class ProxyHandler {
     ctx.errorCode = err.code;
     // SPEC §3: once a deployment was chosen, every response names it (a 502/504 included).
     if (ctx.deployment && !ctx.res.headersSent) ctx.res.setHeader('azureml-model-deployment', ctx.deployment);
+    // The client was never invited to upload: the body will not follow, so the connection
+    // cannot be reused (its next bytes would be read as this request's body).
+    if (ctx.expectContinue && !ctx.res.headersSent) ctx.res.setHeader('connection', 'close');
     sendError(ctx.res, err, ctx.requestId);
   }
 

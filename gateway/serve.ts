@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
 import { formatIssues, loadConfigFile } from '../config/load.ts';
-import type { GatewayConfig } from '../config/schema.ts';
 import { watchConfig } from './config-watcher.ts';
 import { Gateway } from './gateway.ts';
 
@@ -10,21 +9,21 @@ import { Gateway } from './gateway.ts';
  * `server.shutdown_grace_ms`) and exits 0; later signals are logged and change nothing,
  * so an impatient second Ctrl-C cannot drop requests in flight.
  */
-export async function serve(configPath: string, override?: (cfg: GatewayConfig) => GatewayConfig): Promise<Gateway> {
+export async function serve(configPath: string, listenHint?: string): Promise<Gateway> {
   const file = resolve(configPath);
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) {
     process.stderr.write(`switchyard: invalid config ${file}\n${formatIssues(loaded.issues)}\n`);
     process.exit(2);
   }
-  const config = override ? override(loaded.config) : loaded.config;
+  const config = loaded.config;
   let gw: Gateway;
   try {
     gw = await Gateway.start({ config, configPath: file });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); check server.listen, server.private_listen and server.admin_listen\n`);
+      process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); ${listenHint ?? 'check server.listen, server.private_listen and server.admin_listen'}\n`);
       process.exit(1);
     }
     throw err;
@@ -39,9 +38,12 @@ export async function serve(configPath: string, override?: (cfg: GatewayConfig) 
 
   const stopWatching = watchConfig(file, () => void gw.reload());
   process.on('SIGHUP', () => void gw.reload());
+  let repeated = false;
   const stop = (signal: string): void => {
     if (gw.draining) {
-      gw.log.warn({ signal }, 'already draining; in-flight requests keep their grace period');
+      // Ctrl-C under npm reaches the process twice (terminal and npm): say it once.
+      if (!repeated) gw.log.warn({ signal }, 'already draining; in-flight requests keep their grace period');
+      repeated = true;
       return;
     }
     stopWatching();

@@ -100,6 +100,12 @@ test('regenerating a key: shown once, effective at once, old value rejected, kep
   assert.equal((await call(url, { body: '{"key_type":"primary"}', headers: bearer(KEY1) })).status, 401, 'an endpoint key is no admin key');
   assert.equal((await call(url, { body: '{"key_type":"tertiary"}', headers: bearer(ADMIN) })).status, 400);
   assert.equal((await call(url, { body: '{not json', headers: bearer(ADMIN) })).status, 400);
+  const bad = await call(url, { body: '{"key_type":"tertiary"}', headers: bearer(ADMIN) });
+  assert.ok(bad.headers['x-request-id'], 'admin errors carry a request id too');
+  assert.equal(bad.json<{ error: { request_id: string } }>().error.request_id, bad.headers['x-request-id']);
+  const patch = await call(`${gw.adminUrl}/admin/endpoints/both`, { method: 'PATCH', body: '{}', headers: bearer(ADMIN) });
+  assert.equal(patch.status, 405);
+  assert.equal(patch.headers.allow, 'GET');
 
   const r = await call(url, { body: '{"key_type":"primary"}', headers: bearer(ADMIN) });
   assert.equal(r.status, 200);

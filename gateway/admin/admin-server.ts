@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sha256, type KeySlot } from '../../policies/auth/key-digest.ts';
 import type { Principal } from '../../policies/principal.ts';
@@ -55,7 +55,7 @@ export function adminHandler(deps: AdminDeps): (req: IncomingMessage, res: Serve
     handle(deps, req, res).catch((err: unknown) => {
       const e = err instanceof GatewayError ? err : new GatewayError('InternalError');
       if (!(err instanceof GatewayError)) deps.log.error({ err }, 'admin request failed');
-      sendError(res, e, '');
+      sendError(res, e, randomUUID());
     });
   };
 }
@@ -83,7 +83,8 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
   const snap = deps.snapshot();
   const name = parts[2];
 
-  if (parts.length === 2 && method === 'GET') {
+  if (parts.length === 2) {
+    if (method !== 'GET') throw new GatewayError('MethodNotAllowed', undefined, { allow: 'GET' });
     const views = [...snap.endpoints.keys()].map((n) => endpointView(snap, n, deps.now()));
     return json(res, 200, { version: snap.version, endpoints: views }, { etag: `"${snap.version}"` });
   }
@@ -106,6 +107,8 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     // The key is shown once: it is held only as a digest from here on.
     return json(res, 200, { endpoint: name, key_type: keyType, key }, { 'cache-control': 'no-store' });
   }
-  if (parts.length >= 3) throw new GatewayError('MethodNotAllowed');
+  // RFC 9110 §15.5.6: a 405 says which methods the resource does support.
+  if (parts.length === 3) throw new GatewayError('MethodNotAllowed', 'This version serves GET on an endpoint (PUT, PATCH and DELETE are not available yet).', { allow: 'GET' });
+  if (parts.length === 5 && parts[3] === 'keys' && parts[4] === 'regenerate') throw new GatewayError('MethodNotAllowed', undefined, { allow: 'POST' });
   throw new GatewayError('NotFound');
 }

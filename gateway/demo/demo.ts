@@ -39,7 +39,7 @@ endpoints:
         instances: [${green.url}]
         scoring_route: /score
 `, { mode: 0o600 });
-  const gw = await serve(file);
+  const gw = await serve(file, 'the demo uses PORT (default 8080) and ADMIN_PORT (default 9090): set them to free ports');
   const base = `http://127.0.0.1:${gw.addresses.public.port}`;
   const admin = `http://127.0.0.1:${gw.addresses.admin.port}`;
   process.stdout.write(`
