@@ -117,10 +117,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
       controller.abort(new Error('client closed'));
       return;
     }
-    this.#status = statusCode;
     this.#timer?.refresh();
     const contentType = headers['content-type'];
+    // Throws on a header Node will not send (a malformed answer): undici then reports the
+    // error and, as nothing went out yet, the client gets a 502.
     res.writeHead(statusCode, downstreamHeaders(headers, this.#requestId, this.#deployment));
+    this.#status = statusCode;
     // Event streams must reach the client at once, before the first event is produced.
     if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) res.flushHeaders();
   }
@@ -145,7 +147,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#status) {
+    if (this.#res.headersSent) {
       // Headers are out: the client can only learn of the failure by the cut connection.
       this.#res.destroy();
       this.#finish({ kind: 'response', status: this.#status, complete: false });
