@@ -32,29 +32,53 @@ export class Instance {
 }
 
 /**
- * Instances by origin, shared by every config snapshot that names them. After a swap,
- * {@link retain} closes the pools no snapshot uses any more; `close()` lets requests in
- * flight on them finish first.
+ * Instances by origin, shared by every config snapshot that names them, so a reload that
+ * keeps an instance keeps its pool and in-flight count. After a swap, {@link retain}
+ * retires the instances no snapshot names; their pools close after a grace period (and a
+ * config that names them again within it gets the same instance back).
  */
 export class InstanceRegistry {
   readonly #byOrigin = new Map<string, Instance>();
+  /** Instances no snapshot names any more, closing after a grace period. */
+  readonly #retired = new Map<string, { inst: Instance; timer: NodeJS.Timeout }>();
+  readonly #graceMs: number;
 
-  /** The instance for an origin, created on first use. */
+  /**
+   * @param graceMs how long a dropped instance's pool stays open: a request that read the
+   * previous snapshot may still be on its way to it (an async policy such as a token
+   * signature check sits between reading the snapshot and dispatching).
+   */
+  constructor(graceMs = 30_000) {
+    this.#graceMs = graceMs;
+  }
+
+  /** The instance for an origin, created on first use (or revived if recently dropped). */
   acquire(origin: string): Instance {
     let inst = this.#byOrigin.get(origin);
     if (!inst) {
-      inst = new Instance(origin);
+      const retired = this.#retired.get(origin);
+      if (retired) {
+        clearTimeout(retired.timer);
+        this.#retired.delete(origin);
+      }
+      inst = retired?.inst ?? new Instance(origin);
       this.#byOrigin.set(origin, inst);
     }
     return inst;
   }
 
-  /** Close and forget every instance whose origin is not in `keep`. */
+  /** Retire every instance whose origin is not in `keep`: its pool closes after the grace period. */
   retain(keep: ReadonlySet<string>): void {
     for (const [origin, inst] of this.#byOrigin) {
       if (keep.has(origin)) continue;
       this.#byOrigin.delete(origin);
-      inst.pool.close().catch(() => {});
+      const timer = setTimeout(() => {
+        this.#retired.delete(origin);
+        // close() lets requests already on the pool finish.
+        inst.pool.close().catch(() => {});
+      }, this.#graceMs);
+      timer.unref();
+      this.#retired.set(origin, { inst, timer });
     }
   }
 
@@ -63,10 +87,15 @@ export class InstanceRegistry {
     return this.#byOrigin.values();
   }
 
-  /** Close every pool, waiting for requests in flight. */
+  /** Close every pool, retired ones included, waiting for requests in flight. */
   async close(): Promise<void> {
-    const closing = [...this.#byOrigin.values()].map((i) => i.pool.close().catch(() => {}));
+    const all = [...this.#byOrigin.values()];
+    for (const { inst, timer } of this.#retired.values()) {
+      clearTimeout(timer);
+      all.push(inst);
+    }
     this.#byOrigin.clear();
-    await Promise.all(closing);
+    this.#retired.clear();
+    await Promise.all(all.map((i) => i.pool.close().catch(() => {})));
   }
 }
