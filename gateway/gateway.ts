@@ -10,6 +10,7 @@ import type { KeySlot } from '../policies/auth/key-digest.ts';
 import { JwksCacheRegistry } from '../policies/auth/jwt/jwks-cache.ts';
 import { createEntraVerifier } from '../policies/auth/jwt/entra-verifier.ts';
 import { AdminAuth } from './admin/admin-auth.ts';
+import { GatewayError } from './errors.ts';
 import { adminHandler } from './admin/admin-server.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { ListenerKind } from './context.ts';
@@ -197,7 +198,15 @@ export class Gateway {
 
   async #regenerateKey(endpoint: string, slot: KeySlot, digest: Buffer, by: string): Promise<void> {
     const configured = this.store.current.config.endpoints[endpoint]?.keys?.[slot];
-    await this.keyStore.set(endpoint, slot, digest, configured, by);
+    try {
+      await this.keyStore.set(endpoint, slot, digest, configured, by);
+    } catch (err) {
+      // Whole or not at all: a key that could not be stored is not made effective, or a
+      // restart would bring the old one back.
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      this.log.error({ file: this.keyStore.file, code }, 'cannot store a regenerated key');
+      throw new GatewayError('InternalError', `The new key could not be stored (state file ${this.keyStore.file}: ${code}); the old key stays in force. Set state.file to a writable path.`);
+    }
     this.store.refresh();
   }
 

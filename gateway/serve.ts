@@ -26,7 +26,10 @@ export async function serve(configPath: string, listenHint?: string): Promise<Ga
       process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); ${listenHint ?? 'check server.listen, server.private_listen and server.admin_listen'}\n`);
       process.exit(1);
     }
-    throw err;
+    // A state file that cannot be read (or is corrupt) stops the start: serving without it
+    // could bring back keys that were revoked.
+    process.stderr.write(`switchyard: cannot start: ${e.message}\n`);
+    process.exit(1);
   }
   const a = gw.addresses;
   gw.log.info({

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
@@ -141,4 +141,20 @@ test('the admin API takes an Entra token with an admin role and redacts keys', a
   assert.ok(!r.body.includes(KEY2));
   const scorer = await entra.sign({ roles: ['Scorer'] });
   assert.equal((await call(`${gw.adminUrl}/admin/endpoints`, { headers: bearer(scorer) })).status, 403);
+});
+
+test('a key that cannot be stored is not made effective', async () => {
+  await ready;
+  // A state path under a regular file can never be created (ENOTDIR), whoever runs the test.
+  const blocker = join(mkdtempSync(join(tmpdir(), 'switchyard-test-')), 'a-file');
+  writeFileSync(blocker, '');
+  const readOnly = await startGateway({ ...doc, state: { file: join(blocker, 'state.json') } });
+  try {
+    const r = await call(`${readOnly.adminUrl}/admin/endpoints/both/keys/regenerate`, { body: '{"key_type":"secondary"}', headers: bearer(ADMIN) });
+    assert.equal(r.status, 500);
+    assert.match(r.json<{ error: { message: string } }>().error.message, /could not be stored.*old key stays/);
+    assert.equal((await call(`${readOnly.url}/endpoints/both/score`, { body: '{}', headers: bearer(KEY2) })).status, 200);
+  } finally {
+    await readOnly.close();
+  }
 });

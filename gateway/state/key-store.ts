@@ -39,7 +39,10 @@ export class KeyStore {
       const parsed = JSON.parse(await readFile(this.#file, 'utf8')) as StateFile;
       if (parsed && parsed.version === 1 && typeof parsed.keys === 'object') this.#state = parsed;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // No file (or a path that cannot hold one): nothing was ever regenerated. Anything else
+      // (unreadable, corrupt) stops the start: serving without it could revive revoked keys.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
     }
   }
 
