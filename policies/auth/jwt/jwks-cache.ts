@@ -1,8 +1,7 @@
 import { importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { request } from 'undici';
-import type { Clock } from '../../../gateway/clock.ts';
-import { RefreshingDocument, type FetchStats } from './refreshing-document.ts';
+import { RefreshingDocument, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 
 /**
@@ -65,21 +64,8 @@ export class JwksError extends Error {
   }
 }
 
-/** Tunables and injections shared by every cache of a {@link JwksCacheRegistry}. */
-export interface JwksCacheOptions {
-  /** Injected clock (ms). */
-  now?: Clock;
-  /** Injected fetcher; defaults to {@link defaultFetchJson}. */
-  fetchJson?: FetchJson;
-  /** Minimum spacing between two fetch attempts of one URI (default 5000 ms). */
-  minRefetchIntervalMs?: number;
-  /** Age after which a request triggers a background refresh (default 1 h). */
-  refreshIntervalMs?: number;
-  /** Network timeout passed to `fetchJson` as an AbortSignal (default 5000 ms). */
-  fetchTimeoutMs?: number;
-  /** Where refresh failures and very stale key sets are reported. */
-  logger?: WarnLogger;
-}
+/** Tunables and injections shared by every cache of a {@link JwksCacheRegistry} (refresh default 1 h). */
+export type JwksCacheOptions = IdpDocumentOptions;
 
 /** Counters tests and metrics read. */
 export type JwksStats = FetchStats;

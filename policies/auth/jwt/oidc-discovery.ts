@@ -1,8 +1,6 @@
-import type { Clock } from '../../../gateway/clock.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 import { defaultFetchJson, FETCH_TIMEOUT_MS } from './jwks-cache.ts';
-import type { FetchJson, WarnLogger } from './jwks-cache.ts';
-import { RefreshingDocument, type FetchStats } from './refreshing-document.ts';
+import { RefreshingDocument, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
 
 /** The parts of an OpenID Provider configuration the gateway uses. */
 export interface OidcMetadata {
@@ -10,21 +8,8 @@ export interface OidcMetadata {
   readonly jwksUri: string;
 }
 
-/** Tunables and injections for {@link OidcDiscovery}. */
-export interface OidcDiscoveryOptions {
-  /** Injected clock (ms). */
-  now?: Clock;
-  /** Injected fetcher; defaults to undici. */
-  fetchJson?: FetchJson;
-  /** Minimum spacing between two fetch attempts of one URL (default 5000 ms). */
-  minRefetchIntervalMs?: number;
-  /** Age after which a request triggers a background refresh (default 24 h: the document barely changes). */
-  refreshIntervalMs?: number;
-  /** Network timeout (default 5000 ms). */
-  fetchTimeoutMs?: number;
-  /** Where fetch failures are reported. */
-  logger?: WarnLogger;
-}
+/** Tunables and injections for {@link OidcDiscovery} (refresh default 24 h: the document barely changes). */
+export type OidcDiscoveryOptions = IdpDocumentOptions;
 
 /** `https://login.microsoftonline.com/` and `https://login.microsoftonline.com` are the same authority. */
 export function normalizeAuthority(authority: string): string {

@@ -1,5 +1,5 @@
 import type { Clock } from '../../../gateway/clock.ts';
-import type { FetchJson } from './jwks-cache.ts';
+import type { FetchJson, WarnLogger } from './jwks-cache.ts';
 
 /** Fetch counters, shareable between documents. */
 export interface FetchStats {
@@ -7,6 +7,22 @@ export interface FetchStats {
   fetches: number;
   /** Fetch attempts that failed or returned an unusable document. */
   failures: number;
+}
+
+/** What callers may tune or inject for an identity-provider document cache. */
+export interface IdpDocumentOptions {
+  /** Injected clock (ms). */
+  now?: Clock;
+  /** Injected fetcher; defaults to undici. */
+  fetchJson?: FetchJson;
+  /** Minimum spacing between two fetch attempts of one URL (default 5000 ms). */
+  minRefetchIntervalMs?: number;
+  /** Age after which a request triggers a background refresh. */
+  refreshIntervalMs?: number;
+  /** Network timeout (default 5000 ms). */
+  fetchTimeoutMs?: number;
+  /** Where fetch failures are reported. */
+  logger?: WarnLogger;
 }
 
 /** How a {@link RefreshingDocument} fetches and when it may. */
