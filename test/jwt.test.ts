@@ -291,9 +291,15 @@ test('token cache: a repeat token skips crypto and fetches; a cached token dies 
   assert.equal(verifier.stats.signatureChecks, checks, 'no signature check on a hit');
   assert.equal(idp.jwksRequests + idp.discoveryRequests, fetches);
 
+  // The synchronous fast path the request path uses sees the same cache.
+  assert.equal(verifier.cached(token)?.type, 'aad_token');
+  assert.equal(verifier.cached(await idp.sign({ oid: 'never-verified' })), undefined);
+  assert.equal(verifier.stats.cacheHits, 2);
+
   clock.advance(600_000); // exactly exp
+  assert.equal(verifier.cached(token), undefined, 'the fast path dies at exp too');
   assertRejected(await verifier.verify(token), 401, /expired/);
-  assert.equal(verifier.stats.cacheHits, 1);
+  assert.equal(verifier.stats.cacheHits, 2);
 });
 
 test('TokenCache: bounded, oldest evicted, never served at or past exp', () => {

@@ -48,6 +48,12 @@ export interface EntraVerifierStats {
 /** A bearer-token verifier for one endpoint's Entra settings. */
 export interface EntraVerifier {
   verify(token: string): Promise<VerifyResult>;
+  /**
+   * The verified-token cache alone, synchronously: a principal for a token verified
+   * earlier and not expired, else undefined (then call {@link verify}). Lets the request
+   * path skip a promise per request for the common case of a client reusing its token.
+   */
+  cached(token: string): Principal | undefined;
   readonly stats: Readonly<EntraVerifierStats>;
 }
 
@@ -186,7 +192,14 @@ export function createEntraVerifier(opts: EntraVerifierOptions): EntraVerifier {
     return { ok: true, principal };
   }
 
-  return { verify, stats };
+  function cached(token: string): Principal | undefined {
+    if (token.length === 0 || token.length > MAX_TOKEN_CHARS) return undefined;
+    const hit = tokenCache.get(token);
+    if (hit !== undefined) stats.cacheHits += 1;
+    return hit;
+  }
+
+  return { verify, cached, stats };
 }
 
 /** True when `principal` holds one of `required` (an empty requirement always holds). */
