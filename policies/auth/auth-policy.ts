@@ -20,7 +20,7 @@ export interface AuthPolicyOptions {
   readonly endpoint: string;
   readonly mode: 'key' | 'aad_token' | 'key_or_aad_token';
   readonly keys: KeyDigests;
-  /** aad_token: the caller needs one of these in `roles` or `scp` (none listed: any valid token). */
+  /** aad_token: the caller needs one of these in `roles` or `scp` (none listed: every valid token passes). */
   readonly roles: readonly string[];
   readonly verifier: TokenVerifier | undefined;
 }
