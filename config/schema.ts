@@ -83,7 +83,7 @@ export const endpointSchema = z.strictObject({
     burst: z.number().int().min(1).optional(),
     per: z.enum(['endpoint', 'caller']).default('endpoint'),
   }).optional(),
-  deployments: z.record(z.string(), deployment).refine((d) => Object.keys(d).length > 0, {
+  deployments: z.record(name, deployment).refine((d) => Object.keys(d).length > 0, {
     message: 'an endpoint needs at least one deployment',
   }),
 });
@@ -112,7 +112,8 @@ export const configSchema = z.strictObject({
     clock_skew_s: z.number().int().min(0).max(600).default(60),
   }).optional(),
   admin: z.strictObject({
-    keys: z.array(z.string()).default([]),
+    keys: z.array(z.union([z.literal(''), keyValue])).default([])
+      .describe('Bearer keys for /admin: literal, ${ENV} (an unset variable with an empty default is skipped) or sha256:<hex>'),
     entra_roles: z.array(z.string().min(1)).default([]),
   }).prefault({}),
   logging: z.strictObject({

@@ -10,11 +10,12 @@ import type { GatewayConfig } from './schema.ts';
  */
 export class ConfigStore {
   #current: Snapshot;
-  readonly #deps: () => CompileDeps;
+  readonly #deps: (cfg: GatewayConfig) => CompileDeps;
   readonly #instances: InstanceRegistry;
   readonly #log: Logger;
 
-  constructor(initial: GatewayConfig, instances: InstanceRegistry, deps: () => CompileDeps, log: Logger) {
+  /** `deps(cfg)`: the live pieces to compile `cfg` with (its token verifier follows its `entra`). */
+  constructor(initial: GatewayConfig, instances: InstanceRegistry, deps: (cfg: GatewayConfig) => CompileDeps, log: Logger) {
     this.#deps = deps;
     this.#instances = instances;
     this.#log = log;
@@ -41,7 +42,7 @@ export class ConfigStore {
   }
 
   #compile(cfg: GatewayConfig): Snapshot {
-    const snap = compile(cfg, this.#deps());
+    const snap = compile(cfg, this.#deps(cfg));
     for (const w of snap.warnings) this.#log.warn({ config_version: snap.version }, w);
     return snap;
   }

@@ -7,8 +7,6 @@ import type { EndpointConfig, GatewayConfig } from './schema.ts';
  */
 export interface ConfigIssue { readonly path: string; readonly message: string }
 
-const DEPLOYMENT_NAME = /^[a-z][a-z0-9-]{2,31}$/;
-
 /** Parse `10.0.0.0/8`, `::1/128` or a bare address into a BlockList, or say why not. */
 export function addCidr(list: BlockList, cidr: string): string | undefined {
   const [addr = '', bits, extra] = cidr.split('/');
@@ -43,9 +41,6 @@ export function validateEndpoint(name: string, ep: EndpointConfig, ctx: Endpoint
   const issues: ConfigIssue[] = [];
   const at = `endpoints.${name}`;
   for (const [d, dep] of Object.entries(ep.deployments)) {
-    if (!DEPLOYMENT_NAME.test(d)) {
-      issues.push({ path: `${at}.deployments.${d}`, message: 'deployment names must be 3-32 characters of a-z, 0-9 and -, starting with a letter' });
-    }
     const seen = new Set<string>();
     dep.instances.forEach((u, i) => {
       const origin = new URL(u).origin;

@@ -8,6 +8,7 @@ import type { Snapshot } from '../config/compile.ts';
 import type { TokenVerifier } from '../policies/auth/auth-policy.ts';
 import type { KeySlot } from '../policies/auth/key-digest.ts';
 import { JwksCacheRegistry } from '../policies/auth/jwt/jwks-cache.ts';
+import { OidcDiscovery } from '../policies/auth/jwt/oidc-discovery.ts';
 import { createEntraVerifier } from '../policies/auth/jwt/entra-verifier.ts';
 import { AdminAuth } from './admin/admin-auth.ts';
 import { GatewayError } from './errors.ts';
@@ -63,7 +64,9 @@ export class Gateway {
   readonly accessLog: Logger;
   readonly metrics = new Metrics();
   readonly instances = new InstanceRegistry();
-  readonly jwks = new JwksCacheRegistry();
+  /** Identity-provider caches, one per process, surviving reloads. */
+  readonly jwks: JwksCacheRegistry;
+  readonly discovery: OidcDiscovery;
   readonly keyStore: KeyStore;
   readonly store: ConfigStore;
   readonly #opts: GatewayOptions;
@@ -84,15 +87,14 @@ export class Gateway {
     this.log = opts.log ?? createLogger(opts.config.logging.level, dest);
     this.accessLog = opts.accessLog ?? opts.log ?? createAccessLogger(dest ?? logDestination());
     this.keyStore = keyStore;
-    this.store = new ConfigStore(opts.config, this.instances, () => ({
+    this.jwks = new JwksCacheRegistry({ now: this.#clock, logger: this.log });
+    this.discovery = new OidcDiscovery({ now: this.#clock, logger: this.log });
+    this.store = new ConfigStore(opts.config, this.instances, (cfg) => ({
       instances: this.instances,
       keyOverride: (ep, slot, configured) => this.keyStore.get(ep, slot, configured),
-      verifier: this.#verifierFor(this.#pendingConfig ?? opts.config),
+      verifier: this.#verifierFor(cfg),
     }), this.log);
   }
-
-  // The config being compiled, so the verifier matches its `entra` section.
-  #pendingConfig: GatewayConfig | undefined;
 
   /** Load state, bind every listener, and start serving. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
@@ -103,7 +105,13 @@ export class Gateway {
     const gw = new Gateway(opts, keyStore);
     gw.metrics.reloads.inc({ result: 'success' });
     gw.#publishInstances();
-    await gw.#listen();
+    try {
+      await gw.#listen();
+    } catch (err) {
+      // A later listener failed (say the admin port is taken): release what was bound.
+      await gw.close();
+      throw err;
+    }
     gw.#ready = true;
     return gw;
   }
@@ -130,6 +138,7 @@ export class Gateway {
           clockSkewS: cfg.entra.clock_skew_s,
           now: this.#clock,
           jwks: this.jwks,
+          discovery: this.discovery,
           logger: this.log,
         }),
       };
@@ -212,20 +221,15 @@ export class Gateway {
 
   /** Apply a validated config (swap the snapshot); listener addresses need a restart. */
   apply(cfg: GatewayConfig): Snapshot {
-    this.#pendingConfig = cfg;
-    try {
-      const before = this.store.current.config.server;
-      const snap = this.store.apply(cfg);
-      this.#publishInstances();
-      for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
-        if (JSON.stringify(before[k]) !== JSON.stringify(cfg.server[k])) {
-          this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
-        }
+    const before = this.store.current.config.server;
+    const snap = this.store.apply(cfg);
+    this.#publishInstances();
+    for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
+      if (JSON.stringify(before[k]) !== JSON.stringify(cfg.server[k])) {
+        this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
       }
-      return snap;
-    } finally {
-      this.#pendingConfig = undefined;
     }
+    return snap;
   }
 
   /**

@@ -136,7 +136,11 @@ export class ProxyHandler {
     }
     const attempt = new Attempt(ctx.res, ctx.requestId, deployment.name, instance, (r: AttemptResult) => {
       ctx.inFlight = undefined;
-      if (r.kind === 'response') return;
+      if (r.kind === 'response') {
+        // The instance failed midway: the client saw a cut connection, logged as 502.
+        if (!r.complete) ctx.errorCode = 'BadGateway';
+        return;
+      }
       if (r.connectFailed && !failed && deployment.instances.length > 1 && !ctx.res.destroyed) {
         return this.#attempt(ctx, deployment, request, instance);
       }

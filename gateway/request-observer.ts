@@ -73,8 +73,9 @@ export class RequestObserver {
   end(ctx: RequestContext): void {
     const res = ctx.res;
     const seconds = (performance.now() - ctx.start) / 1e3;
-    // A response cut off before it finished is counted as 499 (the client went away), as NGINX does.
-    const status = res.writableFinished ? res.statusCode : res.headersSent ? res.statusCode : 499;
+    // A response cut off before it finished: 502 when the instance failed midway, else the
+    // client went away and it counts as 499, as NGINX does.
+    const status = res.writableFinished ? res.statusCode : ctx.errorCode === 'BadGateway' ? 502 : 499;
     this.#series(ctx.endpoint, ctx.deployment, status).record(seconds);
     const p = ctx.principal;
     if (p) this.#caller(ctx.endpoint, p).inc();

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
+import { createHash } from 'node:crypto';
+import { config, startGateway, startUpstream, withTestListeners, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
 import { startStandInEntra, TENANT, OTHER_TENANT, AUDIENCE, type StandInEntra } from './helpers/entra.ts';
 import { call, bearer } from './helpers/client.ts';
 
@@ -156,5 +157,48 @@ test('a key that cannot be stored is not made effective', async () => {
     assert.equal((await call(`${readOnly.url}/endpoints/both/score`, { body: '{}', headers: bearer(KEY2) })).status, 200);
   } finally {
     await readOnly.close();
+  }
+});
+
+test('concurrent regenerations both land, in memory and in the state file', async () => {
+  await ready;
+  const url = `${gw.adminUrl}/admin/endpoints/both/keys/regenerate`;
+  const [p, s] = await Promise.all(['primary', 'secondary'].map((k) => call(url, { body: JSON.stringify({ key_type: k }), headers: bearer(ADMIN) })));
+  assert.equal(p?.status, 200);
+  assert.equal(s?.status, 200);
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { keys: { both: Record<string, unknown> } };
+  assert.deepEqual(Object.keys(state.keys.both).sort(), ['primary', 'secondary']);
+  for (const r of [p!, s!]) {
+    assert.equal((await score('both', bearer(r.json<{ key: string }>().key))).status, 200);
+  }
+});
+
+test('a key regeneration after a reload keeps the reloaded entra settings', async () => {
+  await ready;
+  const widened = structuredClone(doc) as { entra: { tenants: string[] } };
+  widened.entra.tenants = [TENANT, OTHER_TENANT];
+  const g = await startGateway(doc);
+  try {
+    g.gw.apply(config(withTestListeners(widened)));
+    const foreign = await entra.sign({ roles: ['Scorer'], tid: OTHER_TENANT });
+    const at = (t: string) => call(`${g.url}/endpoints/tok/score`, { body: '{}', headers: bearer(t) });
+    assert.equal((await at(foreign)).status, 200, 'the added tenant is allowed after the reload');
+    const r = await call(`${g.adminUrl}/admin/endpoints/both/keys/regenerate`, { body: '{"key_type":"primary"}', headers: bearer(ADMIN) });
+    assert.equal(r.status, 200);
+    assert.equal((await at(await entra.sign({ roles: ['Scorer'], tid: OTHER_TENANT, oid: 'x2' }))).status, 200, 'still allowed after the regeneration');
+  } finally {
+    await g.close();
+  }
+});
+
+test('admin keys may be given as sha256 digests', async () => {
+  await ready;
+  const digest = `sha256:${createHash('sha256').update('digest-admin').digest('hex')}`;
+  const g = await startGateway({ ...doc, admin: { keys: [digest] } });
+  try {
+    assert.equal((await call(`${g.adminUrl}/admin/endpoints`, { headers: bearer('digest-admin') })).status, 200);
+    assert.equal((await call(`${g.adminUrl}/admin/endpoints`, { headers: bearer(digest) })).status, 401, 'the digest itself is no key');
+  } finally {
+    await g.close();
   }
 });

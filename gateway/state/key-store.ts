@@ -23,6 +23,10 @@ type StateFile = { version: 1; keys: Record<string, Partial<Record<KeySlot, KeyO
 export class KeyStore {
   readonly #file: string;
   #state: StateFile = { version: 1, keys: {} };
+  // Writes run one at a time, each from the state the previous one left: two concurrent
+  // regenerations must both land, or a restart could revive a revoked key.
+  #writes: Promise<void> = Promise.resolve();
+  #seq = 0;
 
   constructor(file: string) {
     this.#file = file;
@@ -55,7 +59,13 @@ export class KeyStore {
   }
 
   /** Record a new key digest and write the file atomically (temp file + rename). */
-  async set(endpoint: string, slot: KeySlot, digest: Buffer, configured: string | undefined, by: string): Promise<void> {
+  set(endpoint: string, slot: KeySlot, digest: Buffer, configured: string | undefined, by: string): Promise<void> {
+    const write = this.#writes.then(() => this.#write(endpoint, slot, digest, configured, by));
+    this.#writes = write.catch(() => {});
+    return write;
+  }
+
+  async #write(endpoint: string, slot: KeySlot, digest: Buffer, configured: string | undefined, by: string): Promise<void> {
     const next: StateFile = structuredClone(this.#state);
     next.keys[endpoint] = {
       ...next.keys[endpoint],
@@ -67,7 +77,7 @@ export class KeyStore {
       },
     };
     await mkdir(dirname(this.#file), { recursive: true });
-    const tmp = `${this.#file}.${process.pid}.tmp`;
+    const tmp = `${this.#file}.${process.pid}.${++this.#seq}.tmp`;
     await writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
     await rename(tmp, this.#file);
     this.#state = next;

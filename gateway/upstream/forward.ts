@@ -7,7 +7,7 @@ import type { Instance } from './instance.ts';
 
 /** How one attempt at an instance ended. */
 export type AttemptResult =
-  | { readonly kind: 'response'; readonly status: number; readonly complete: boolean }
+  | { readonly kind: 'response'; readonly complete: boolean }
   | { readonly kind: 'error'; readonly error: GatewayError; readonly connectFailed: boolean };
 
 /** What to send upstream. */
@@ -23,8 +23,9 @@ export interface AttemptRequest {
 const CONNECT_ERRORS = new Set([
   'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
 ]);
-const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const TIMED_OUT = new GatewayError('GatewayTimeout');
+const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true });
+const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false });
 
 /**
  * One attempt to forward a request to an instance, as an undici dispatch handler: the
@@ -143,14 +144,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#res.end();
-    this.#finish({ kind: 'response', status: this.#status, complete: true });
+    this.#finish(COMPLETE);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#res.headersSent) {
       // Headers are out: the client can only learn of the failure by the cut connection.
       this.#res.destroy();
-      this.#finish({ kind: 'response', status: this.#status, complete: false });
+      this.#finish(CUT_OFF);
       return;
     }
     this.#finish({ kind: 'error', error: toGatewayError(err), connectFailed: isConnectError(err) });
@@ -177,10 +178,9 @@ function isConnectError(err: Error): boolean {
   return code !== undefined && CONNECT_ERRORS.has(code);
 }
 
-/** Map an upstream failure to the catalogue: our own errors pass, timeouts are 504, the rest 502. */
+/** Map an upstream failure to the catalogue: our own errors (413, 504) pass, the rest are 502. */
 export function toGatewayError(err: Error): GatewayError {
   if (err instanceof GatewayError) return err;
   const code = errCode(err);
-  if (code && TIMEOUT_ERRORS.has(code)) return new GatewayError('GatewayTimeout');
   return new GatewayError('BadGateway', `The model instance failed to answer (${code ?? 'error'}).`);
 }
