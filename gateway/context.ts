@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { bearerToken } from '../policies/auth/credentials.ts';
 import type { Principal } from '../policies/principal.ts';
 
 /** What a request can abort when its client goes away (the attempt in flight). */
@@ -24,6 +25,10 @@ export class RequestContext {
   readonly start: number;
   /** The client's address: the socket peer, or from X-Forwarded-For when the peer is a trusted proxy. */
   readonly clientIp: string;
+  /** The socket peer's address (IPv4-mapped IPv6 unwrapped). */
+  peer = '';
+  /** The peer is one of `server.trusted_proxies`: its X-Forwarded-* headers are believed. */
+  peerTrusted = false;
   /** Path and query after the endpoint prefix, as sent upstream. */
   upstreamPath = '/';
   endpoint = '';
@@ -47,10 +52,6 @@ export class RequestContext {
 
   /** The bearer credential, or undefined. */
   bearer(): string | undefined {
-    const h = this.req.headers.authorization;
-    if (!h || h.length < 8 || (h.charCodeAt(0) | 0x20) !== 0x62 /* b */) return undefined;
-    if (h.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
-    const token = h.slice(7).trim();
-    return token || undefined;
+    return bearerToken(this.req.headers.authorization);
   }
 }

@@ -242,13 +242,24 @@ export class Gateway {
     const now = this.#clock();
     for (const ep of this.store.current.endpoints.values()) {
       for (const d of ep.deployments.values()) {
-        for (const i of d.instances) g.set({ endpoint: ep.name, deployment: d.name, instance: i.origin }, i.ready && i.ejectedUntil <= now ? 1 : 0);
+        for (const i of d.instances) g.set({ endpoint: ep.name, deployment: d.name, instance: i.origin }, i.takesTraffic(now) ? 1 : 0);
       }
     }
   }
 
-  /** Re-read the config file; an invalid file is refused and the running config stays. */
-  async reload(): Promise<ReloadResult> {
+  /**
+   * Re-read the config file; an invalid file is refused and the running config stays.
+   * Reloads run one at a time (SIGHUP and a file change can arrive together), so the last
+   * one started is the one that stays.
+   */
+  reload(): Promise<ReloadResult> {
+    const next = this.#reloads.then(() => this.#reload());
+    this.#reloads = next.then(() => undefined, () => undefined);
+    return next;
+  }
+  #reloads: Promise<void> = Promise.resolve();
+
+  async #reload(): Promise<ReloadResult> {
     const file = this.#opts.configPath;
     if (!file) return { ok: false, error: 'no config file to reload' };
     const r = await loadConfigFile(file, this.#opts.env);

@@ -28,6 +28,8 @@ export interface ProxyDeps {
 
 const NOT_FOUND = new GatewayError('EndpointNotFound');
 const CLIENT_GONE = new Error('client closed the connection');
+// The rest of an oversized body is not read: the connection cannot be reused.
+const TOO_LARGE = new GatewayError('PayloadTooLarge', undefined, { connection: 'close' });
 const DRAINING = new GatewayError('Draining', undefined, { connection: 'close' });
 
 /** Counts streamed (chunked) request bytes and fails the upload past the limit. */
@@ -39,7 +41,7 @@ class BodyLimit extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#left -= chunk.length;
-    if (this.#left < 0) cb(new GatewayError('PayloadTooLarge', undefined, { connection: 'close' }));
+    if (this.#left < 0) cb(TOO_LARGE);
     else cb(null, chunk);
   }
 }
@@ -64,8 +66,14 @@ export class ProxyHandler {
    */
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue = false): void {
     const snap = this.#deps.snapshot();
+    // The peer and whether it is a trusted proxy are worked out once: the client address
+    // and the X-Forwarded-* headers for the instance both follow from them.
+    const peer = normalize(req.socket.remoteAddress ?? '');
+    const peerTrusted = snap.trustedProxies !== undefined && isTrusted(snap.trustedProxies, peer);
     const ctx = new RequestContext(req, res, listener,
-      clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], snap.trustedProxies));
+      clientIp(peer, peerTrusted, req.headers['x-forwarded-for'], snap.trustedProxies));
+    ctx.peer = peer;
+    ctx.peerTrusted = peerTrusted;
     ctx.expectContinue = expectContinue;
     // One close listener per request: abort what is in flight, record, count down.
     res.once('close', () => this.#closed(ctx));
@@ -101,14 +109,14 @@ export class ProxyHandler {
     const cl = req.headers['content-length'];
     let body: IncomingMessage | BodyLimit | null = null;
     if (cl !== undefined) {
-      if (Number(cl) > snap.maxBodyBytes) return this.#fail(ctx, new GatewayError('PayloadTooLarge', undefined, { connection: 'close' }));
+      if (Number(cl) > snap.maxBodyBytes) return this.#fail(ctx, TOO_LARGE);
       if (cl !== '0') body = req;
     } else if (req.headers['transfer-encoding'] !== undefined) {
       body = req.pipe(new BodyLimit(snap.maxBodyBytes));
     }
 
     if (ctx.expectContinue && body) ctx.res.writeContinue();
-    const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, forwarded(req, ctx, snap));
+    const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, forwarded(ctx));
     const request = {
       method: req.method ?? 'GET',
       path: upstreamPath(ctx.upstreamPath, deployment.scoringRoute),
@@ -176,10 +184,10 @@ export class ProxyHandler {
  * The X-Forwarded-* headers for the instance. A trusted proxy's chain is extended and its
  * proto/host kept; from anyone else they are replaced, so a client cannot forge them.
  */
-function forwarded(req: IncomingMessage, ctx: RequestContext, snap: Snapshot): ForwardedFor {
-  const peer = normalize(req.socket.remoteAddress ?? '');
-  const h = req.headers;
-  if (snap.trustedProxies && isTrusted(snap.trustedProxies, peer)) {
+function forwarded(ctx: RequestContext): ForwardedFor {
+  const peer = ctx.peer;
+  const h = ctx.req.headers;
+  if (ctx.peerTrusted) {
     const prior = h['x-forwarded-for'];
     const proto = h['x-forwarded-proto'];
     const host = h['x-forwarded-host'];

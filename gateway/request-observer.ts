@@ -62,9 +62,15 @@ export class RequestObserver {
     const key = `${p.type}:${p.id}`;
     let c = byCaller.get(key);
     if (!c) {
-      const id = byCaller.size < MAX_CALLERS ? p.id : 'other';
-      c = this.#metrics.callerRequests.labels(endpoint, p.type, id);
-      if (id !== 'other') byCaller.set(key, c);
+      if (byCaller.size < MAX_CALLERS) {
+        c = this.#metrics.callerRequests.labels(endpoint, p.type, p.id);
+        byCaller.set(key, c);
+      } else {
+        // Past the cap every new caller shares one child per auth type (cached too).
+        const other = `${p.type}:\0other`;
+        c = byCaller.get(other) ?? this.#metrics.callerRequests.labels(endpoint, p.type, 'other');
+        byCaller.set(other, c);
+      }
     }
     return c;
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
 import type { TokenVerifier } from '../../policies/auth/auth-policy.ts';
-import { keyDigest, sha256 } from '../../policies/auth/key-digest.ts';
+import { bearerToken, hasAnyRole, looksLikeJwt } from '../../policies/auth/credentials.ts';
+import { keyDigest, matchDigest } from '../../policies/auth/key-digest.ts';
 import type { Principal } from '../../policies/principal.ts';
 import { GatewayError } from '../errors.ts';
 
@@ -22,19 +22,14 @@ export class AdminAuth {
 
   /** The caller, or a 401/403 error. */
   async check(req: IncomingMessage): Promise<Principal | GatewayError> {
-    const h = req.headers.authorization;
-    const token = h && /^bearer /i.test(h) ? h.slice(7).trim() : '';
+    const token = bearerToken(req.headers.authorization);
     if (!token) return new GatewayError('Unauthorized', 'Admin API: send Authorization: Bearer <admin key or token>.');
-    const d = sha256(token);
-    let match = -1;
-    this.#digests.forEach((k, i) => {
-      if (timingSafeEqual(k, d)) match = i;
-    });
+    const match = matchDigest(this.#digests, token);
     if (match >= 0) return { type: 'admin_key', id: `admin-key-${match + 1}` };
-    if (this.#verifier && this.#roles.length && token.split('.').length === 3) {
+    if (this.#verifier && this.#roles.length && looksLikeJwt(token)) {
       const r = await this.#verifier.verify(token);
       if (!r.ok) return new GatewayError(r.status === 401 ? 'Unauthorized' : 'Forbidden', `Admin API: ${r.reason}`);
-      if (!this.#roles.some((role) => r.principal.roles?.includes(role))) {
+      if (!hasAnyRole(r.principal, this.#roles)) {
         return new GatewayError('Forbidden', `Admin API: the token has none of the roles ${this.#roles.join(', ')}.`);
       }
       return r.principal;

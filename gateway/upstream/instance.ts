@@ -14,6 +14,11 @@ export class Instance {
   ready = true;
   /** Passive outlier detection puts an instance aside until this time (ms). */
   ejectedUntil = 0;
+
+  /** Ready and not ejected at `now`: may be sent traffic. */
+  takesTraffic(now: number): boolean {
+    return this.ready && this.ejectedUntil <= now;
+  }
   constructor(origin: string) {
     this.origin = origin;
     this.pool = new Pool(origin, {

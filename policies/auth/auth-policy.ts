@@ -2,6 +2,7 @@ import type { RequestContext } from '../../gateway/context.ts';
 import { GatewayError } from '../../gateway/errors.ts';
 import type { Principal } from '../principal.ts';
 import { CONTINUE, reject, type Policy, type Verdict } from '../policy.ts';
+import { hasAnyRole, looksLikeJwt } from './credentials.ts';
 import { matchKey, type KeyDigests } from './key-digest.ts';
 
 /** The outcome of checking a token (implemented by the Entra verifier). */
@@ -30,13 +31,6 @@ const BAD_KEY = reject(new GatewayError('Unauthorized', 'Invalid key.', {
   'www-authenticate': 'Bearer realm="switchyard", error="invalid_token"',
 }));
 
-/** A JWT has three dot-separated parts (SPEC §3); a key never does. */
-function looksLikeJwt(token: string): boolean {
-  const a = token.indexOf('.');
-  if (a <= 0) return false;
-  const b = token.indexOf('.', a + 1);
-  return b > a + 1 && token.indexOf('.', b + 1) === -1;
-}
 
 /**
  * Authentication by `auth_mode` (SPEC §2): API keys (primary/secondary), Entra-style
@@ -57,12 +51,11 @@ export function authPolicy(opts: AuthPolicyOptions): Policy {
     return CONTINUE;
   }
 
+  const NO_ROLE = reject(new GatewayError('Forbidden', `The token has none of the roles this endpoint requires (${roles.join(', ')}).`));
+
   function admit(ctx: RequestContext, principal: Principal): Verdict {
     ctx.principal = principal;
-    if (roles.length && !roles.some((role) => principal.roles?.includes(role))) {
-      return reject(new GatewayError('Forbidden', `The token has none of the roles this endpoint requires (${roles.join(', ')}).`));
-    }
-    return CONTINUE;
+    return hasAnyRole(principal, roles) ? CONTINUE : NO_ROLE;
   }
 
   function byToken(ctx: RequestContext, token: string): Verdict | Promise<Verdict> {

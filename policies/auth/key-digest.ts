@@ -29,6 +29,14 @@ export interface KeyDigests {
   readonly secondary?: Buffer;
 }
 
+/** Index of the digest `presented` matches in `digests`, or -1. Every digest is compared. */
+export function matchDigest(digests: readonly Buffer[], presented: string): number {
+  const d = sha256(presented);
+  let match = -1;
+  for (let i = 0; i < digests.length; i++) if (timingSafeEqual(digests[i]!, d) && match < 0) match = i;
+  return match;
+}
+
 /** Which slot `presented` matches, or undefined. Both slots are always compared. */
 export function matchKey(digests: KeyDigests, presented: string): KeySlot | undefined {
   const d = sha256(presented);

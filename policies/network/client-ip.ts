@@ -7,9 +7,8 @@ import { isIPv4 } from 'node:net';
  * right, skipping trusted hops, and the first untrusted address is the client. An
  * untrusted peer's X-Forwarded-For is ignored, so it cannot claim another network.
  */
-export function clientIp(remote: string | undefined, xff: string | string[] | undefined, trusted: BlockList | undefined): string {
-  const peer = normalize(remote ?? '');
-  if (!trusted || !xff || !isTrusted(trusted, peer)) return peer;
+export function clientIp(peer: string, peerTrusted: boolean, xff: string | string[] | undefined, trusted: BlockList | undefined): string {
+  if (!trusted || !xff || !peerTrusted) return peer;
   const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = normalize(hops[i]!.trim());

@@ -19,11 +19,12 @@ export function networkPolicy(endpoint: string, publicAccess: boolean, allowed: 
     for (const c of allowed) addCidr(list, c);
   }
   const hidden: Verdict = reject(new GatewayError('EndpointNotFound'));
+  const refused: Verdict = reject(new GatewayError('NetworkNotAllowed'));
   return {
     name: `${endpoint}.network`,
     evaluate(ctx: RequestContext): Verdict {
       if (!publicAccess && ctx.listener === 'public') return hidden;
-      if (list && !isTrusted(list, ctx.clientIp)) return reject(new GatewayError('NetworkNotAllowed'));
+      if (list && !isTrusted(list, ctx.clientIp)) return refused;
       return CONTINUE;
     },
   };

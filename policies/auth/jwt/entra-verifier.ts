@@ -3,9 +3,9 @@ import type { CryptoKey, JWTPayload } from 'jose';
 import type { Clock } from '../../../gateway/clock.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 import type { Principal } from '../../principal.ts';
-import { JwksCacheRegistry, JwksError, sharedJwksRegistry } from './jwks-cache.ts';
+import { ALG_KEY_TYPES, JwksCacheRegistry, JwksError, str } from './jwks-cache.ts';
 import type { FetchJson, WarnLogger } from './jwks-cache.ts';
-import { normalizeAuthority, OidcDiscovery, sharedOidcDiscovery } from './oidc-discovery.ts';
+import { normalizeAuthority, OidcDiscovery } from './oidc-discovery.ts';
 import { TokenCache } from './token-cache.ts';
 
 /** Outcome of {@link EntraVerifier.verify}; `reason` is safe to log and to return (never holds the token). */
@@ -27,7 +27,7 @@ export interface EntraVerifierOptions {
   now?: Clock;
   /** Injected fetcher for discovery (and for the JWKS when `jwks` is not given). */
   fetchJson?: FetchJson;
-  /** Shared key-set caches; defaults to the process-wide registry unless `now`/`fetchJson` are injected. */
+  /** Shared key-set caches (the gateway's, one per process); default: the verifier's own. */
   jwks?: JwksCacheRegistry;
   /** Discovery cache; defaults like `jwks`. */
   discovery?: OidcDiscovery;
@@ -57,23 +57,14 @@ export interface EntraVerifier {
   readonly stats: Readonly<EntraVerifierStats>;
 }
 
-/**
- * Asymmetric algorithms only. HS* would let anyone holding the (public) key set mint tokens,
- * and `none` is no signature at all.
- */
-export const ALLOWED_ALGORITHMS: readonly string[] = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512',
-];
+/** The accepted algorithms: those the key-set cache knows a key type for (RS/PS/ES only). */
+export const ALLOWED_ALGORITHMS: readonly string[] = Object.keys(ALG_KEY_TYPES);
 
 /** Real tokens are a few KiB; refuse to hash or parse megabytes of attacker input. */
 const MAX_TOKEN_CHARS = 32 * 1024;
 
 function fail(status: 401 | 403, reason: string): VerifyResult {
   return { ok: false, status, reason };
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
 /** Caller identity per Entra: `oid` (user or service principal), else the app ids, else `sub`. */
@@ -120,10 +111,10 @@ export function createEntraVerifier(opts: EntraVerifierOptions): EntraVerifier {
   if (!Number.isFinite(opts.clockSkewS) || opts.clockSkewS < 0) throw new TypeError('clockSkewS must be a non-negative number');
 
   const now = opts.now ?? systemClock;
-  const injected = opts.now !== undefined || opts.fetchJson !== undefined;
   const ioOpts = { now, logger: opts.logger, ...(opts.fetchJson ? { fetchJson: opts.fetchJson } : {}) };
-  const jwks = opts.jwks ?? (injected ? new JwksCacheRegistry(ioOpts) : sharedJwksRegistry);
-  const discovery = opts.discovery ?? (injected ? new OidcDiscovery(ioOpts) : sharedOidcDiscovery);
+  // The gateway passes its process-wide caches; without them the verifier has its own.
+  const jwks = opts.jwks ?? new JwksCacheRegistry(ioOpts);
+  const discovery = opts.discovery ?? new OidcDiscovery(ioOpts);
   // Per verifier, never shared: a token accepted for one endpoint's audiences/tenants says
   // nothing about another endpoint's.
   const tokenCache = new TokenCache({ now, maxEntries: opts.tokenCacheMaxEntries });
@@ -200,11 +191,4 @@ export function createEntraVerifier(opts: EntraVerifierOptions): EntraVerifier {
   }
 
   return { verify, cached, stats };
-}
-
-/** True when `principal` holds one of `required` (an empty requirement always holds). */
-export function hasAnyRole(principal: Principal, required: readonly string[]): boolean {
-  if (required.length === 0) return true;
-  const held = principal.roles ?? [];
-  return required.some((r) => held.includes(r));
 }

@@ -1,55 +1,10 @@
 import { importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
-import { request } from 'undici';
 import { RefreshingDocument, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
-import { systemClock } from '../../../gateway/clock.ts';
 
-/**
- * Fetches a JSON document. The signal aborts slow identity providers; implementations
- * must reject on non-2xx answers so an error page is never taken for a key set.
- */
-export type FetchJson = (url: string, signal: AbortSignal) => Promise<unknown>;
+// Fetching lives with the refresh mechanism; re-exported for existing importers.
+export { defaultFetchJson, FETCH_TIMEOUT_MS, type FetchJson, type WarnLogger } from './refreshing-document.ts';
 
-/** The slice of a pino logger this module needs (pino loggers satisfy it). */
-export interface WarnLogger {
-  warn(fields: Record<string, unknown>, msg: string): void;
-}
-
-/** Default network timeout for identity-provider documents (ms). */
-export const FETCH_TIMEOUT_MS = 5_000;
-
-/** Identity-provider documents are a few KiB; anything far larger is not a key set. */
-const MAX_DOCUMENT_BYTES = 1024 * 1024;
-
-/**
- * Default {@link FetchJson}: undici `request`, no redirects, ~5 s timeout, non-2xx rejected,
- * body capped at 1 MiB.
- */
-export const defaultFetchJson: FetchJson = async (url, signal) => {
-  const res = await request(url, {
-    method: 'GET',
-    signal,
-    headers: { accept: 'application/json' },
-    headersTimeout: FETCH_TIMEOUT_MS,
-    bodyTimeout: FETCH_TIMEOUT_MS,
-  });
-  if (res.statusCode < 200 || res.statusCode > 299) {
-    await res.body.dump();
-    throw new Error(`GET ${url} answered HTTP ${res.statusCode}`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += buf.length;
-    if (size > MAX_DOCUMENT_BYTES) {
-      res.body.destroy();
-      throw new Error(`GET ${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
-    }
-    chunks.push(buf);
-  }
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-};
 
 /** Why {@link JwksCache.getKey} could not produce a key. */
 export type JwksErrorCode = 'unknown_key' | 'unavailable' | 'key_mismatch';
@@ -73,8 +28,12 @@ export type JwksStats = FetchStats;
 /** Entra publishes each signing key for weeks; a set older than a day means the provider is unreachable. */
 const STALE_WARNING_MS = 24 * 60 * 60 * 1000;
 
-/** Algorithms this gateway accepts, with the key type (and curve) each one needs. */
-const ALG_KEY_TYPES: Readonly<Record<string, { kty: 'RSA' | 'EC'; crv?: string }>> = {
+/**
+ * The algorithms this gateway accepts, with the key type (and curve) each one needs.
+ * Asymmetric only: HS* would let anyone holding the (public) key set mint tokens, and
+ * `none` is no signature at all.
+ */
+export const ALG_KEY_TYPES: Readonly<Record<string, { kty: 'RSA' | 'EC'; crv?: string }>> = {
   RS256: { kty: 'RSA' }, RS384: { kty: 'RSA' }, RS512: { kty: 'RSA' },
   PS256: { kty: 'RSA' }, PS384: { kty: 'RSA' }, PS512: { kty: 'RSA' },
   ES256: { kty: 'EC', crv: 'P-256' }, ES384: { kty: 'EC', crv: 'P-384' }, ES512: { kty: 'EC', crv: 'P-521' },
@@ -91,7 +50,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function str(v: unknown): string | undefined {
+/** A non-empty string claim or member, else undefined. */
+export function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
@@ -153,11 +113,8 @@ export class JwksCache {
     this.#doc = new RefreshingDocument({
       url: uri,
       parse: parseKeySet,
-      now: opts.now ?? systemClock,
-      fetchJson: opts.fetchJson ?? defaultFetchJson,
-      minRefetchIntervalMs: opts.minRefetchIntervalMs ?? 5_000,
+      ...opts,
       refreshIntervalMs: opts.refreshIntervalMs ?? 60 * 60 * 1000,
-      fetchTimeoutMs: opts.fetchTimeoutMs ?? FETCH_TIMEOUT_MS,
       onFailure: (err, ageMs) => logger?.warn(
         { jwksUri: uri, err: err instanceof Error ? err.message : String(err), keySetAgeMs: ageMs },
         ageMs === undefined ? 'JWKS fetch failed; no key set yet'
@@ -241,5 +198,3 @@ export class JwksCacheRegistry {
   }
 }
 
-/** The process-wide registry (real clock, real network) used when none is injected. */
-export const sharedJwksRegistry: JwksCacheRegistry = new JwksCacheRegistry();

@@ -1,5 +1,3 @@
-import { systemClock } from '../../../gateway/clock.ts';
-import { defaultFetchJson, FETCH_TIMEOUT_MS } from './jwks-cache.ts';
 import { RefreshingDocument, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
 
 /** The parts of an OpenID Provider configuration the gateway uses. */
@@ -74,11 +72,8 @@ export class OidcDiscovery {
       doc = new RefreshingDocument({
         url,
         parse: (d) => parseMetadata(d, url),
-        now: o.now ?? systemClock,
-        fetchJson: o.fetchJson ?? defaultFetchJson,
-        minRefetchIntervalMs: o.minRefetchIntervalMs ?? 5_000,
+        ...o,
         refreshIntervalMs: o.refreshIntervalMs ?? 24 * 60 * 60 * 1000,
-        fetchTimeoutMs: o.fetchTimeoutMs ?? FETCH_TIMEOUT_MS,
         stats: this.stats,
         onFailure: (err, ageMs) => o.logger?.warn(
           { url, err: err instanceof Error ? err.message : String(err), haveLastGood: ageMs !== undefined },
@@ -91,5 +86,3 @@ export class OidcDiscovery {
   }
 }
 
-/** The process-wide discovery cache (real clock, real network) used when none is injected. */
-export const sharedOidcDiscovery: OidcDiscovery = new OidcDiscovery();

@@ -1,5 +1,52 @@
-import type { Clock } from '../../../gateway/clock.ts';
-import type { FetchJson, WarnLogger } from './jwks-cache.ts';
+import { request } from 'undici';
+import { systemClock, type Clock } from '../../../gateway/clock.ts';
+
+/**
+ * Fetches a JSON document. The signal aborts slow identity providers; implementations
+ * must reject on non-2xx answers so an error page is never taken for a key set.
+ */
+export type FetchJson = (url: string, signal: AbortSignal) => Promise<unknown>;
+
+/** The slice of a pino logger this module needs (pino loggers satisfy it). */
+export interface WarnLogger {
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** Default network timeout for identity-provider documents (ms). */
+export const FETCH_TIMEOUT_MS = 5_000;
+
+/** Identity-provider documents are a few KiB; anything far larger is not a key set. */
+const MAX_DOCUMENT_BYTES = 1024 * 1024;
+
+/**
+ * Default {@link FetchJson}: undici `request`, no redirects, ~5 s timeout, non-2xx rejected,
+ * body capped at 1 MiB.
+ */
+export const defaultFetchJson: FetchJson = async (url, signal) => {
+  const res = await request(url, {
+    method: 'GET',
+    signal,
+    headers: { accept: 'application/json' },
+    headersTimeout: FETCH_TIMEOUT_MS,
+    bodyTimeout: FETCH_TIMEOUT_MS,
+  });
+  if (res.statusCode < 200 || res.statusCode > 299) {
+    await res.body.dump();
+    throw new Error(`GET ${url} answered HTTP ${res.statusCode}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    size += buf.length;
+    if (size > MAX_DOCUMENT_BYTES) {
+      res.body.destroy();
+      throw new Error(`GET ${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
+    }
+    chunks.push(buf);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+};
 
 /** Fetch counters, shareable between documents. */
 export interface FetchStats {
@@ -30,13 +77,13 @@ export interface RefreshingDocumentOptions<T> {
   readonly url: string;
   /** Turn the fetched JSON into the value; throw to reject a document as garbage. */
   readonly parse: (doc: unknown) => T;
-  readonly now: Clock;
-  readonly fetchJson: FetchJson;
-  /** Minimum spacing between two fetch attempts. */
-  readonly minRefetchIntervalMs: number;
+  readonly now?: Clock;
+  readonly fetchJson?: FetchJson;
+  /** Minimum spacing between two fetch attempts (default 5 s). */
+  readonly minRefetchIntervalMs?: number;
   /** Age after which a read starts a background refresh. */
   readonly refreshIntervalMs: number;
-  readonly fetchTimeoutMs: number;
+  readonly fetchTimeoutMs?: number;
   /** Called when a fetch fails; `ageMs` is the age of the value kept, undefined if none. */
   readonly onFailure?: (err: unknown, ageMs: number | undefined) => void;
   readonly stats?: FetchStats;
@@ -52,6 +99,10 @@ export interface RefreshingDocumentOptions<T> {
 export class RefreshingDocument<T> {
   readonly stats: FetchStats;
   readonly #o: RefreshingDocumentOptions<T>;
+  readonly #now: Clock;
+  readonly #fetchJson: FetchJson;
+  readonly #minRefetchIntervalMs: number;
+  readonly #fetchTimeoutMs: number;
   #value: T | undefined;
   #fetchedAt = Number.NEGATIVE_INFINITY;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
@@ -59,6 +110,10 @@ export class RefreshingDocument<T> {
 
   constructor(opts: RefreshingDocumentOptions<T>) {
     this.#o = opts;
+    this.#now = opts.now ?? systemClock;
+    this.#fetchJson = opts.fetchJson ?? defaultFetchJson;
+    this.#minRefetchIntervalMs = opts.minRefetchIntervalMs ?? 5_000;
+    this.#fetchTimeoutMs = opts.fetchTimeoutMs ?? FETCH_TIMEOUT_MS;
     this.stats = opts.stats ?? { fetches: 0, failures: 0 };
   }
 
@@ -78,7 +133,7 @@ export class RefreshingDocument<T> {
       return this.#value;
     }
     // #refresh never rejects, so the floating promise is safe.
-    if (this.#o.now() - this.#fetchedAt >= this.#o.refreshIntervalMs && this.#mayFetch()) void this.#refresh();
+    if (this.#now() - this.#fetchedAt >= this.#o.refreshIntervalMs && this.#mayFetch()) void this.#refresh();
     return this.#value;
   }
 
@@ -94,24 +149,24 @@ export class RefreshingDocument<T> {
   }
 
   #mayFetch(): boolean {
-    return this.#o.now() - this.#lastAttemptAt >= this.#o.minRefetchIntervalMs;
+    return this.#now() - this.#lastAttemptAt >= this.#minRefetchIntervalMs;
   }
 
   /** Single-flight fetch; never rejects (failures keep the last good value). */
   #refresh(): Promise<void> {
     if (this.#inflight) return this.#inflight;
     const o = this.#o;
-    this.#lastAttemptAt = o.now();
+    this.#lastAttemptAt = this.#now();
     this.stats.fetches += 1;
     const run = async (): Promise<void> => {
       try {
         // AbortSignal.timeout's timer is unref'd: it bounds a slow provider without keeping
         // the process alive.
-        this.#value = o.parse(await o.fetchJson(o.url, AbortSignal.timeout(o.fetchTimeoutMs)));
-        this.#fetchedAt = o.now();
+        this.#value = o.parse(await this.#fetchJson(o.url, AbortSignal.timeout(this.#fetchTimeoutMs)));
+        this.#fetchedAt = this.#now();
       } catch (err) {
         this.stats.failures += 1;
-        o.onFailure?.(err, this.#value === undefined ? undefined : o.now() - this.#fetchedAt);
+        o.onFailure?.(err, this.#value === undefined ? undefined : this.#now() - this.#fetchedAt);
       }
     };
     const p = run().finally(() => {

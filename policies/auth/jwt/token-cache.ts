@@ -25,9 +25,6 @@ export interface TokenCacheOptions {
  * accepted once the key set rotates in, so failures are never remembered.
  */
 export class TokenCache {
-  /** Hit/miss counters. */
-  readonly stats = { hits: 0, misses: 0 };
-
   readonly #now: Clock;
   readonly #maxEntries: number;
   // A Map iterates in insertion order, so its first key is the oldest entry.
@@ -47,16 +44,11 @@ export class TokenCache {
   get(token: string): Principal | undefined {
     const key = digest(token);
     const entry = this.#entries.get(key);
-    if (entry === undefined) {
-      this.stats.misses += 1;
-      return undefined;
-    }
+    if (entry === undefined) return undefined;
     if (this.#now() >= entry.expiresAtMs) {
       this.#entries.delete(key);
-      this.stats.misses += 1;
       return undefined;
     }
-    this.stats.hits += 1;
     return entry.principal;
   }
 
