@@ -10,6 +10,7 @@ import type { GatewayConfig } from './schema.ts';
  */
 export class ConfigStore {
   #current: Snapshot;
+  #warned: string | undefined;
   readonly #deps: (cfg: GatewayConfig) => CompileDeps;
   readonly #instances: InstanceRegistry;
   readonly #log: Logger;
@@ -43,7 +44,11 @@ export class ConfigStore {
 
   #compile(cfg: GatewayConfig): Snapshot {
     const snap = compile(cfg, this.#deps(cfg));
-    for (const w of snap.warnings) this.#log.warn({ config_version: snap.version }, w);
+    // A recompile of the same config (a key regeneration) has nothing new to warn about.
+    if (snap.version !== this.#warned) {
+      for (const w of snap.warnings) this.#log.warn({ config_version: snap.version }, w);
+      this.#warned = snap.version;
+    }
     return snap;
   }
 }

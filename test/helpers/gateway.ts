@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { parseConfig } from '../../config/load.ts';
+import { formatIssues, parseConfig } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { Gateway, type GatewayOptions } from '../../gateway/gateway.ts';
 
@@ -27,7 +27,7 @@ export class LogCapture extends Writable {
 /** Validate a config document (as a user would write it) or throw with every issue. */
 export function config(doc: unknown, env: NodeJS.ProcessEnv = {}): GatewayConfig {
   const r = parseConfig(doc, env);
-  if (!r.ok) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+  if (!r.ok) throw new Error(formatIssues(r.issues));
   return r.config;
 }
 
