@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { formatIssues, parseConfig } from '../config/load.ts';
 import { config, startGateway, startUpstream, withTestListeners, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
 import { startStandInEntra, TENANT, OTHER_TENANT, AUDIENCE, type StandInEntra } from './helpers/entra.ts';
 import { call, bearer } from './helpers/client.ts';
@@ -193,6 +194,10 @@ test('a key regeneration after a reload keeps the reloaded entra settings', asyn
 
 test('admin keys may be given as sha256 digests', async () => {
   await ready;
+  // A short "digest" used to pass and make timingSafeEqual throw on every admin call.
+  const bad = parseConfig({ admin: { keys: ['sha256:abcd'] } });
+  assert.equal(bad.ok, false);
+  assert.match(bad.ok ? '' : formatIssues(bad.issues), /^admin\.keys\.0: /m);
   const digest = `sha256:${createHash('sha256').update('digest-admin').digest('hex')}`;
   const g = await startGateway({ ...doc, admin: { keys: [digest] } });
   try {
