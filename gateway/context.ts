@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { bearerToken } from '../policies/auth/credentials.ts';
 import type { Principal } from '../policies/principal.ts';
 
 /** What a request can abort when its client goes away (the attempt in flight). */
@@ -50,8 +49,4 @@ export class RequestContext {
     this.start = performance.now();
   }
 
-  /** The bearer credential, or undefined. */
-  bearer(): string | undefined {
-    return bearerToken(this.req.headers.authorization);
-  }
 }

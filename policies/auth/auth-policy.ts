@@ -2,7 +2,7 @@ import type { RequestContext } from '../../gateway/context.ts';
 import { GatewayError } from '../../gateway/errors.ts';
 import type { Principal } from '../principal.ts';
 import { CONTINUE, reject, type Policy, type Verdict } from '../policy.ts';
-import { hasAnyRole, looksLikeJwt } from './credentials.ts';
+import { bearerToken, hasAnyRole, looksLikeJwt } from './credentials.ts';
 import { matchKey, type KeyDigests } from './key-digest.ts';
 
 /** The outcome of checking a token (implemented by the Entra verifier). */
@@ -80,7 +80,7 @@ export function authPolicy(opts: AuthPolicyOptions): Policy {
   return {
     name: `${opts.endpoint}.auth`,
     evaluate(ctx: RequestContext): Verdict | Promise<Verdict> {
-      const token = ctx.bearer();
+      const token = bearerToken(ctx.req.headers.authorization);
       if (!token) return MISSING;
       if (mode === 'key') return byKey(ctx, token);
       if (mode === 'aad_token' || looksLikeJwt(token)) return byToken(ctx, token);
