@@ -97,6 +97,12 @@ export const configSchema = z.strictObject({
     host_suffix: z.string().min(2).startsWith('.').toLowerCase().optional(),
     trusted_proxies: z.array(cidr).default([]),
     max_body_bytes: z.number().int().min(0).default(10_485_760),
+    request_buffering_bytes: z.number().int().min(0).default(1_048_576)
+      .describe('request bodies up to this size are read whole before an upstream connection is taken; larger ones stream'),
+    client_header_timeout_ms: z.number().int().min(1).default(30_000)
+      .describe('request headers not complete by then: 408'),
+    client_body_timeout_ms: z.number().int().min(1).default(30_000)
+      .describe('an upload silent this long: 408'),
     shutdown_grace_ms: z.number().int().min(0).default(30_000),
   }).prefault({}),
   state: z.strictObject({
@@ -110,6 +116,8 @@ export const configSchema = z.strictObject({
     tenants: z.array(z.string().min(1)).min(1),
     audiences: z.array(z.string().min(1)).min(1),
     clock_skew_s: z.number().int().min(0).max(600).default(60),
+    fetch_timeout_ms: z.number().int().min(1).max(60_000).default(2000)
+      .describe('discovery / JWKS fetch deadline; while the issuer fails, requests fail fast until the next retry'),
   }).optional(),
   admin: z.strictObject({
     keys: z.array(z.union([z.literal(''), keyValue])).default([])
