@@ -7,7 +7,7 @@ import { keyDigest, type KeyDigests, type KeySlot } from '../policies/auth/key-d
 import { networkPolicy } from '../policies/network/network-policy.ts';
 import type { Policy } from '../policies/policy.ts';
 import type { GatewayConfig, EndpointConfig } from './schema.ts';
-import { addCidr } from './validate.ts';
+import { addCidr } from './cidr.ts';
 
 /** A deployment as the request path needs it. */
 export interface CompiledDeployment {

@@ -1,4 +1,5 @@
-import { BlockList, isIP } from 'node:net';
+import { BlockList } from 'node:net';
+import { addCidr } from './cidr.ts';
 import type { EndpointConfig, GatewayConfig } from './schema.ts';
 
 /**
@@ -6,22 +7,6 @@ import type { EndpointConfig, GatewayConfig } from './schema.ts';
  * (`endpoints.cars.traffic: values must sum to 100 or 0, got 90`).
  */
 export interface ConfigIssue { readonly path: string; readonly message: string }
-
-/** Parse `10.0.0.0/8`, `::1/128` or a bare address into a BlockList, or say why not. */
-export function addCidr(list: BlockList, cidr: string): string | undefined {
-  const [addr = '', bits, extra] = cidr.split('/');
-  const family = isIP(addr);
-  if (!family || extra !== undefined) return `not an IP address or CIDR: ${cidr}`;
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  if (bits === undefined) {
-    list.addAddress(addr, type);
-    return undefined;
-  }
-  const prefix = Number(bits);
-  if (!/^\d+$/.test(bits) || prefix > (family === 4 ? 32 : 128)) return `bad prefix length in ${cidr}`;
-  list.addSubnet(addr, prefix, type);
-  return undefined;
-}
 
 function checkCidrs(list: readonly string[] | undefined, path: string, issues: ConfigIssue[]): void {
   list?.forEach((c, i) => {

@@ -3,19 +3,19 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { base64url } from 'jose';
-import { manualClock } from '../gateway/clock.ts';
-import type { ManualClock } from '../gateway/clock.ts';
-import { createEntraVerifier } from '../policies/auth/jwt/entra-verifier.ts';
-import { hasAnyRole } from '../policies/auth/credentials.ts';
-import type { EntraVerifier, VerifyResult } from '../policies/auth/jwt/entra-verifier.ts';
-import { defaultFetchJson, JwksCacheRegistry } from '../policies/auth/jwt/jwks-cache.ts';
-import type { FetchJson, JwksCache } from '../policies/auth/jwt/jwks-cache.ts';
-import { OidcDiscovery, openIdConfigurationUrl } from '../policies/auth/jwt/oidc-discovery.ts';
-import { TokenCache } from '../policies/auth/jwt/token-cache.ts';
+import { manualClock } from '../../../../helpers/clock.ts';
+import type { ManualClock } from '../../../../helpers/clock.ts';
+import { createEntraVerifier } from '../../../../../policies/auth/jwt/entra-verifier.ts';
+import { hasAnyRole } from '../../../../../policies/auth/credentials.ts';
+import type { EntraVerifier, VerifyResult } from '../../../../../policies/auth/jwt/entra-verifier.ts';
+import { defaultFetchJson, JwksCacheRegistry } from '../../../../../policies/auth/jwt/jwks-cache.ts';
+import type { FetchJson, JwksCache } from '../../../../../policies/auth/jwt/jwks-cache.ts';
+import { OidcDiscovery, openIdConfigurationUrl } from '../../../../../policies/auth/jwt/oidc-discovery.ts';
+import { TokenCache } from '../../../../../policies/auth/jwt/token-cache.ts';
 import {
   AUDIENCE, generateSigningKey, OTHER_TENANT, signHs256, startStandInEntra, TENANT, unsignedToken,
-} from './helpers/entra.ts';
-import type { StandInEntra } from './helpers/entra.ts';
+} from '../../../../helpers/entra.ts';
+import type { StandInEntra } from '../../../../helpers/entra.ts';
 
 const HOUR_MS = 60 * 60 * 1000;
 

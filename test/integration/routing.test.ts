@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
-import { assertGatewayError, send, type Reply } from './helpers/http.ts';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { assertGatewayError, send, type Reply } from '../helpers/http.ts';
 
 const KEY = 'routing-test-key';
 const AUTH = { authorization: `Bearer ${KEY}` };

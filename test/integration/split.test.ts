@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Pool } from 'undici';
-import { SmoothWeightedSplit } from '../gateway/split.ts';
-import { startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
+import { SmoothWeightedSplit } from '../../gateway/split.ts';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 
 function picks(weights: Record<string, number>, n: number): (string | undefined)[] {
   const s = new SmoothWeightedSplit(weights);

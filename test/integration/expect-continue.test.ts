@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 
 // Expect: 100-continue (curl sends it for bodies over 1 MiB): the client is invited to
 // upload only once the gateway accepts the request.

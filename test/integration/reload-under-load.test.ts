@@ -2,9 +2,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'undici';
 import { setTimeout as delay } from 'node:timers/promises';
-import { config, startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
-import { startStandInEntra, TENANT, AUDIENCE, type StandInEntra } from './helpers/entra.ts';
-import { InstanceRegistry } from '../gateway/upstream/instance.ts';
+import { config, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { startStandInEntra, TENANT, AUDIENCE, type StandInEntra } from '../helpers/entra.ts';
+import { InstanceRegistry } from '../../gateway/upstream/instance.ts';
 
 // Swapping which instances a deployment uses, while requests are on their way, must lose
 // none: a request that read the old snapshot may still be verifying its token (an async

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
-import { assertGatewayError, send, waitFor, type Reply } from './helpers/http.ts';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { assertGatewayError, send, waitFor, type Reply } from '../helpers/http.ts';
 
 const PRIMARY = 'pk-7f3a9c1e-primary-key-literal';
 const SECONDARY = 'sk-2b8d4f60-secondary-key-literal';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { deadPort, startGateway, startUpstream, type TestGateway, type TestUpstream } from './helpers/gateway.ts';
-import { assertGatewayError, rawExchange, send } from './helpers/http.ts';
+import { deadPort, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { assertGatewayError, rawExchange, send } from '../helpers/http.ts';
 
 const KEY = 'failures-test-key';
 const AUTH = { authorization: `Bearer ${KEY}` };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { startGateway, startUpstream, type TestGateway } from './helpers/gateway.ts';
+import { startGateway, startUpstream, type TestGateway } from '../helpers/gateway.ts';
 
 const KEY = 'streaming-test-key';
 const AUTH = { authorization: `Bearer ${KEY}` };

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseConfigText } from '../config/load.ts';
+import { parseConfigText } from '../../../config/load.ts';
 
-const BIN = fileURLToPath(new URL('../bin/switchyard.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../bin/switchyard.mjs', import.meta.url));
 
 let dir: string;
 before(async () => {

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { deadPort as freePort, startUpstream, type TestUpstream } from './helpers/gateway.ts';
-import { send, waitFor, type Reply } from './helpers/http.ts';
+import { deadPort as freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
+import { send, waitFor, type Reply } from '../helpers/http.ts';
 
-const BIN = fileURLToPath(new URL('../bin/switchyard.mjs', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/switchyard.mjs', import.meta.url));
 const KEY = 'reload-test-key';
 
 /** `switchyard serve` in a child process, on ports picked beforehand (port 0 would hide them). */
