@@ -6,6 +6,8 @@ import type { Principal } from '../../principal.ts';
 import { ALG_KEY_TYPES, JwksCacheRegistry, JwksError, str } from './jwks-cache.ts';
 import type { FetchJson, WarnLogger } from './jwks-cache.ts';
 import { normalizeAuthority, OidcDiscovery } from './oidc-discovery.ts';
+import { IdpUnavailableError } from './refreshing-document.ts';
+import type { FetchOptions } from './refreshing-document.ts';
 import { TokenCache } from './token-cache.ts';
 
 /** Outcome of {@link EntraVerifier.verify}; `reason` is safe to log and to return (never holds the token). */
@@ -31,6 +33,12 @@ export interface EntraVerifierOptions {
   jwks?: JwksCacheRegistry;
   /** Discovery cache; defaults like `jwks`. */
   discovery?: OidcDiscovery;
+  /**
+   * Deadline (ms) of a discovery or JWKS fetch this verifier starts, and the longest a
+   * verification waits for one (`entra.fetch_timeout_ms`; default: the caches' own, 2000).
+   * It lives here, not in the process-wide caches, so a reload that changes it applies.
+   */
+  fetchTimeoutMs?: number;
   /** Bound of the verified-token cache (default 10,000). */
   tokenCacheMaxEntries?: number;
   /** Where provider failures are reported. */
@@ -109,9 +117,15 @@ export function createEntraVerifier(opts: EntraVerifierOptions): EntraVerifier {
   const firstTenant: string = opts.tenants[0];
   if (opts.audiences.length === 0) throw new TypeError('at least one audience is required');
   if (!Number.isFinite(opts.clockSkewS) || opts.clockSkewS < 0) throw new TypeError('clockSkewS must be a non-negative number');
+  if (opts.fetchTimeoutMs !== undefined && !(Number.isFinite(opts.fetchTimeoutMs) && opts.fetchTimeoutMs > 0)) {
+    throw new TypeError('fetchTimeoutMs must be a positive number');
+  }
 
   const now = opts.now ?? systemClock;
-  const ioOpts = { now, logger: opts.logger, ...(opts.fetchJson ? { fetchJson: opts.fetchJson } : {}) };
+  const ioOpts = {
+    now, logger: opts.logger, fetchTimeoutMs: opts.fetchTimeoutMs, ...(opts.fetchJson ? { fetchJson: opts.fetchJson } : {}),
+  };
+  const fetchOpts: FetchOptions = { fetchTimeoutMs: opts.fetchTimeoutMs };
   // The gateway passes its process-wide caches; without them the verifier has its own.
   const jwks = opts.jwks ?? new JwksCacheRegistry(ioOpts);
   const discovery = opts.discovery ?? new OidcDiscovery(ioOpts);
@@ -156,10 +170,13 @@ export function createEntraVerifier(opts: EntraVerifierOptions): EntraVerifier {
     const allowedTenant = tenants.get(tid.toLowerCase());
     let key: CryptoKey;
     try {
-      const jwksUri = await discovery.jwksUri(authority, allowedTenant ?? firstTenant);
-      key = await jwks.get(jwksUri).getKey(kid, alg);
+      // A failing provider is not waited for: these throw at once until its retry time,
+      // and wait at most fetchTimeoutMs otherwise.
+      const jwksUri = await discovery.jwksUri(authority, allowedTenant ?? firstTenant, fetchOpts);
+      key = await jwks.get(jwksUri).getKey(kid, alg, fetchOpts);
     } catch (err) {
-      return fail(401, err instanceof JwksError ? err.message : 'The signing keys are unavailable.');
+      const safe = err instanceof JwksError || err instanceof IdpUnavailableError;
+      return fail(401, safe ? err.message : 'The signing keys are unavailable.');
     }
 
     let claims: JWTPayload;

@@ -1,9 +1,11 @@
 import { importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
-import { RefreshingDocument, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
+import { RefreshingDocument, type FetchOptions, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
 
 // Fetching lives with the refresh mechanism; re-exported for existing importers.
-export { defaultFetchJson, FETCH_TIMEOUT_MS, type FetchJson, type WarnLogger } from './refreshing-document.ts';
+export {
+  defaultFetchJson, FETCH_TIMEOUT_MS, type FetchJson, type FetchOptions, type WarnLogger,
+} from './refreshing-document.ts';
 
 
 /** Why {@link JwksCache.getKey} could not produce a key. */
@@ -101,6 +103,8 @@ function parseKeySet(doc: unknown): Map<string, StoredKey> {
  * - Stale-while-revalidate: past `refreshIntervalMs` a request starts a background refresh
  *   and is answered from the current set at once.
  * - A failed fetch never drops keys: the last good set stays in use (logged when very old).
+ * - A failing provider is not waited for: until the retry time, a read that needs a fetch
+ *   fails at once (see {@link RefreshingDocument}).
  */
 export class JwksCache {
   /** The JWKS URI this cache serves. */
@@ -140,14 +144,16 @@ export class JwksCache {
   }
 
   /**
-   * The verification key for `kid`, imported for `alg`.
-   * @throws {JwksError} `unknown_key`, `unavailable` (no set ever fetched) or `key_mismatch`.
+   * The verification key for `kid`, imported for `alg`. A fetch it starts has the deadline
+   * `opts.fetchTimeoutMs` (else the cache's); while the provider is failing it does not wait.
+   * @throws {JwksError} `unknown_key`, `unavailable` (no set ever fetched; the message says
+   * when the next attempt is due) or `key_mismatch`.
    */
-  async getKey(kid: string, alg: string): Promise<CryptoKey> {
-    const keys = await this.#doc.current();
-    if (keys === undefined) throw new JwksError('unavailable', 'The signing keys are unavailable.');
+  async getKey(kid: string, alg: string, opts: FetchOptions = {}): Promise<CryptoKey> {
+    const keys = await this.#doc.current(opts);
+    if (keys === undefined) throw new JwksError('unavailable', this.#doc.unavailableReason());
     // Entra signing-key rollover: refresh on unknown kid (shared, rate-limited).
-    const stored = keys.get(kid) ?? (await this.#doc.refetch())?.get(kid);
+    const stored = keys.get(kid) ?? (await this.#doc.refetch(opts))?.get(kid);
     if (stored === undefined) throw new JwksError('unknown_key', 'The token was signed with an unknown key.');
     return this.#import(stored, alg);
   }

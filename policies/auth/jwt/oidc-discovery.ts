@@ -1,4 +1,6 @@
-import { RefreshingDocument, type FetchStats, type IdpDocumentOptions } from './refreshing-document.ts';
+import {
+  IdpUnavailableError, RefreshingDocument, type FetchOptions, type FetchStats, type IdpDocumentOptions,
+} from './refreshing-document.ts';
 
 /** The parts of an OpenID Provider configuration the gateway uses. */
 export interface OidcMetadata {
@@ -51,17 +53,20 @@ export class OidcDiscovery {
   }
 
   /** The `jwks_uri` for a tenant of an authority. */
-  async jwksUri(authority: string, tenant: string): Promise<string> {
-    return (await this.resolve(openIdConfigurationUrl(authority, tenant))).jwksUri;
+  async jwksUri(authority: string, tenant: string, opts: FetchOptions = {}): Promise<string> {
+    return (await this.resolve(openIdConfigurationUrl(authority, tenant), opts)).jwksUri;
   }
 
   /**
-   * The metadata at `url`.
-   * @throws {Error} when no document was ever fetched successfully.
+   * The metadata at `url`. A fetch it starts has the deadline `opts.fetchTimeoutMs` (else
+   * the discovery's); while the provider is failing it does not wait.
+   * @throws {IdpUnavailableError} when no document was ever fetched successfully (the
+   * message, safe for clients, says when the next attempt is due).
    */
-  async resolve(url: string): Promise<OidcMetadata> {
-    const value = await this.#doc(url).current();
-    if (value === undefined) throw new Error('OpenID configuration unavailable');
+  async resolve(url: string, opts: FetchOptions = {}): Promise<OidcMetadata> {
+    const doc = this.#doc(url);
+    const value = await doc.current(opts);
+    if (value === undefined) throw new IdpUnavailableError(doc.unavailableReason());
     return value;
   }
 
