@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { base64url, SignJWT } from 'jose';
 import type { Clock } from '../../gateway/clock.ts';
@@ -44,8 +45,16 @@ export interface SignOptions {
   issuerVersion?: 'v1' | 'v2';
 }
 
-/** What the stand-in does with requests. */
-export type StandInMode = 'up' | 'down' | 'reset' | 'garbage';
+/**
+ * What the stand-in does with requests: `up` answers, `down` = 503, `reset` = socket
+ * destroyed, `garbage` = 200 with a body that is neither a key set nor a discovery
+ * document, `hang` = the connection is accepted and the request read, but never answered
+ * (until the mode changes back or the stand-in closes).
+ */
+export type StandInMode = 'up' | 'down' | 'reset' | 'garbage' | 'hang';
+
+/** Which documents a {@link StandInEntra.setMode} applies to (default both). */
+export type StandInDocument = 'all' | 'jwks' | 'discovery';
 
 /** A stand-in Microsoft Entra ID over real loopback HTTP. */
 export interface StandInEntra {
@@ -65,8 +74,10 @@ export interface StandInEntra {
   publish(key: SigningKey): void;
   /** `true` → every request answers 503. */
   setDown(down: boolean): void;
-  /** `down` = 503, `reset` = socket destroyed, `garbage` = 200 with a non-JWKS body. */
-  setMode(mode: StandInMode): void;
+  /** See {@link StandInMode}; `which` limits it to the JWKS or the discovery documents. */
+  setMode(mode: StandInMode, which?: StandInDocument): void;
+  /** Requests parked by `hang` and not yet answered. */
+  readonly hanging: number;
   /** A signed token: defaults tid, aud, iss (v2), oid, roles, scp, iat/nbf/exp; `undefined` claim values remove the claim. */
   sign(claims?: Record<string, unknown>, opts?: SignOptions): Promise<string>;
   /** The v1 and v2 issuers of a tenant. */
@@ -112,7 +123,10 @@ export async function startStandInEntra(opts: { now?: Clock } = {}): Promise<Sta
   let published: SigningKey[] = [signer, generateSigningKey('EC', 'ec-1')];
   const encKey = generateSigningKey('RSA', 'enc-1');
   const octKey = { kty: 'oct', kid: 'oct-1', use: 'sig', k: base64url.encode(randomBytes(32)) };
-  let mode: StandInMode = 'up';
+  let jwksMode: StandInMode = 'up';
+  let discoveryMode: StandInMode = 'up';
+  /** Parked requests, released (answered as the mode then says) when their mode leaves `hang`. */
+  const parked: { which: 'jwks' | 'discovery'; release: () => void }[] = [];
   let jwksRequests = 0;
   let discoveryRequests = 0;
   let authority = '';
@@ -123,6 +137,25 @@ export async function startStandInEntra(opts: { now?: Clock } = {}): Promise<Sta
     const isJwks = path === '/discovery/v2.0/keys';
     if (isJwks) jwksRequests += 1;
     if (discovery) discoveryRequests += 1;
+    const which = isJwks ? 'jwks' : 'discovery';
+    const respond = (): void => answer(req, res, isJwks, discovery, which === 'jwks' ? jwksMode : discoveryMode);
+    if ((isJwks || discovery) && (which === 'jwks' ? jwksMode : discoveryMode) === 'hang') {
+      const entry = { which, release: respond } as const;
+      parked.push(entry);
+      // A client that gave up (its deadline) is no longer waiting.
+      res.on('close', () => {
+        const i = parked.indexOf(entry);
+        if (i >= 0) parked.splice(i, 1);
+      });
+      return;
+    }
+    respond();
+  });
+
+  function answer(
+    req: IncomingMessage, res: ServerResponse, isJwks: boolean, discovery: RegExpExecArray | null, mode: StandInMode,
+  ): void {
+    if (res.destroyed) return;
     if (mode === 'reset') {
       req.socket.destroy();
       return;
@@ -145,10 +178,21 @@ export async function startStandInEntra(opts: { now?: Clock } = {}): Promise<Sta
         id_token_signing_alg_values_supported: ['RS256'],
       });
     }
-    return send(404, { error: 'not_found' });
-  });
+    send(404, { error: 'not_found' });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   authority = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  function setMode(m: StandInMode, which: StandInDocument): void {
+    if (which !== 'discovery') jwksMode = m;
+    if (which !== 'jwks') discoveryMode = m;
+    // Requests parked by `hang` are answered as the new mode says once it is not `hang`.
+    for (const p of [...parked]) {
+      if ((p.which === 'jwks' ? jwksMode : discoveryMode) === 'hang') continue;
+      parked.splice(parked.indexOf(p), 1);
+      p.release();
+    }
+  }
 
   const issuer = (tenant: string, version: 'v1' | 'v2' = 'v2'): string =>
     version === 'v1' ? `https://sts.windows.net/${tenant}/` : `${authority}/${tenant}/v2.0`;
@@ -168,11 +212,12 @@ export async function startStandInEntra(opts: { now?: Clock } = {}): Promise<Sta
       published = [...published, key];
     },
     setDown(down) {
-      mode = down ? 'down' : 'up';
+      setMode(down ? 'down' : 'up', 'all');
     },
-    setMode(m) {
-      mode = m;
+    setMode(m, which = 'all') {
+      setMode(m, which);
     },
+    get hanging() { return parked.length; },
     issuer,
     async sign(claims = {}, o = {}) {
       const key = o.key ?? signer;
