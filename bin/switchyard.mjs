@@ -12,6 +12,6 @@ if (major < 24) {
 // ~2 ms without). Measured with --trace-gc-nvp; see README "Performance".
 const { setFlagsFromString } = await import('node:v8');
 setFlagsFromString('--no-allocation-site-pretenuring');
-const { main } = await import('../gateway/cli.ts');
+const { main } = await import('../gateway/cli/cli.ts');
 const code = await main(process.argv.slice(2));
 if (code !== undefined) process.exitCode = code;

@@ -1,0 +1,90 @@
+import { readFile } from 'node:fs/promises';
+import { positional, wantsHelp } from './args.ts';
+import { usageLine, type Command } from './command.ts';
+import { demo } from './commands/demo.ts';
+import { modelServer } from './commands/model-server.ts';
+import { plannedCommands } from './commands/planned.ts';
+import { serve } from './commands/serve.ts';
+import { validate } from './commands/validate.ts';
+
+/** What a bare `switchyard` runs. */
+const DEFAULT = demo;
+
+const help: Command = {
+  name: 'help',
+  aliases: ['--help', '-h'],
+  args: '[COMMAND]',
+  summary: 'this text, or one command\'s usage (or: COMMAND --help)',
+  run(args) {
+    const name = positional(args);
+    if (name === undefined) {
+      process.stdout.write(usage());
+      return Promise.resolve(0);
+    }
+    const cmd = lookup(name);
+    if (!cmd) return Promise.resolve(unknown(name));
+    process.stdout.write(commandHelp(cmd));
+    return Promise.resolve(0);
+  },
+};
+
+const version: Command = {
+  name: 'version',
+  aliases: ['--version', '-v'],
+  args: '',
+  summary: 'print the version',
+  async run() {
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  },
+};
+
+/** Every command, in the order `--help` lists them. */
+export const COMMANDS: readonly Command[] = [serve, validate, demo, modelServer, help, version, ...plannedCommands];
+
+const byName = new Map<string, Command>(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
+
+function lookup(name: string): Command | undefined {
+  return byName.get(name);
+}
+
+function line(c: Command, width: number): string {
+  const head = `  switchyard ${c.name}${c.args ? ` ${c.args}` : ''}`;
+  const aliases = c.aliases?.length ? ` (also ${c.aliases.join(', ')})` : '';
+  return head.length <= width
+    ? `${head.padEnd(width)}  ${c.summary}${aliases}\n`
+    : `${head}\n${' '.repeat(width + 2)}${c.summary}${aliases}\n`;
+}
+
+/** The usage text, generated from the table. */
+export function usage(): string {
+  const width = 40;
+  const built = COMMANDS.filter((c) => !c.planned);
+  const planned = COMMANDS.filter((c) => c.planned);
+  return `usage: switchyard [COMMAND] [ARGS]\n(a bare \`switchyard\` runs \`switchyard ${DEFAULT.name}\`)\n\n`
+    + built.map((c) => line(c, width)).join('')
+    + (planned.length ? `\nin SPEC §5 but not in this version (over the admin API: SWITCHYARD_ADMIN_URL, SWITCHYARD_ADMIN_KEY):\n${planned.map((c) => line(c, width)).join('')}` : '');
+}
+
+function commandHelp(c: Command): string {
+  return `${usageLine(c)}  ${c.summary}${c.planned ? ' (not in this version)' : ''}\n${c.details ? `${c.details.replace(/^/gm, '  ')}\n` : ''}`;
+}
+
+function unknown(name: string): number {
+  process.stderr.write(`switchyard: unknown command ${JSON.stringify(name)}\n${usage()}`);
+  return 2;
+}
+
+/** The `switchyard` command. Returns the exit code for commands that finish. */
+export async function main(argv: readonly string[]): Promise<number | undefined> {
+  const [name, ...args] = argv;
+  if (name === undefined) return DEFAULT.run([]);
+  const cmd = lookup(name);
+  if (!cmd) return unknown(name);
+  if (cmd !== help && wantsHelp(args)) {
+    process.stdout.write(commandHelp(cmd));
+    return 0;
+  }
+  return cmd.run(args);
+}
