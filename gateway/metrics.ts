@@ -51,7 +51,9 @@ export class Metrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'switchyard_process_' });
+    // prom-client's standard names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds…),
+    // which the stock Node.js dashboards and alerts query (SPEC §6). No prefix.
+    collectDefaultMetrics({ register: this.registry });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
   }
