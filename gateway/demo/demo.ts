@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '../serve.ts';
@@ -9,6 +9,9 @@ import { startModelServer } from './model-server.ts';
  * `npm start`: two sample model servers (deployments blue and green of endpoint `demo`)
  * and the gateway in front, with in-process state. The config is written to a temp file
  * and served from there, so editing it (or SIGHUP) reloads live, like the real thing.
+ * That directory holds the keys in plain text (and the state file next to the config): it
+ * is removed when the process exits, whichever way (drain after SIGTERM/SIGINT, a failed
+ * start, a normal exit). Only SIGKILL leaves it behind.
  */
 export async function runDemo(): Promise<void> {
   const blue = await startModelServer({ name: 'blue' });
@@ -18,6 +21,8 @@ export async function runDemo(): Promise<void> {
   const adminPort = Number(process.env.ADMIN_PORT ?? 9090);
   const adminKey = process.env.SWITCHYARD_ADMIN_KEY ?? randomBytes(18).toString('base64url');
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-demo-'));
+  // 'exit' handlers must be synchronous; serve() ends every path with process.exit().
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'demo.yaml');
   writeFileSync(file, `# Switchyard demo config: edit and save to reload live.
 server:
@@ -56,7 +61,10 @@ Try:
   curl -s ${base}/endpoints/demo/score -H "Authorization: Bearer ${key}" -H "azureml-model-deployment: green" -d '{}'
   curl -s ${admin}/metrics | grep switchyard_requests_total
 
-Ctrl-C stops (in-flight requests finish first).
+Rotate a key (a new secondary key, shown once; the demo key keeps working):
+  curl -s -X POST ${admin}/admin/endpoints/demo/keys/regenerate -H "Authorization: Bearer ${adminKey}" -H "Content-Type: application/json" -d '{"key_type":"secondary"}'
+
+Ctrl-C stops (in-flight requests finish first) and removes the config directory.
 `);
   const stopModels = (): void => {
     void blue.close();

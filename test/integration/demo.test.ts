@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { call } from '../helpers/client.ts';
+
+// `npm start` as a user runs it: `switchyard` (bare, or `demo`) in a child process, listeners
+// on port 0, its temporary directory under a TMPDIR of the test's own so nothing is missed.
+const BIN = fileURLToPath(new URL('../../bin/switchyard.mjs', import.meta.url));
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'switchyard-demo-test-'));
+});
+after(() => rm(root, { recursive: true, force: true }));
+
+interface Demo {
+  readonly proc: ChildProcess;
+  /** Its TMPDIR: where it makes its config directory. */
+  readonly tmp: string;
+  readonly exited: Promise<number | null>;
+  /** Everything printed so far. */
+  output(): string;
+}
+
+async function startDemo(args: string[], env: Record<string, string> = {}): Promise<Demo> {
+  const tmp = await mkdtemp(join(root, 'tmp-'));
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', TMPDIR: tmp, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  proc.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, tmp, exited, output: () => out };
+}
+
+/** Resolves with the output once it matches `pattern`; rejects if the process exits first. */
+function waitForOutput(demo: Demo, pattern: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (!pattern.test(demo.output())) return;
+      demo.proc.stdout?.off('data', check);
+      resolve(demo.output());
+    };
+    demo.proc.stdout?.on('data', check);
+    void demo.exited.then((code) => reject(new Error(`demo exited (${code}) before printing ${pattern}:\n${demo.output()}`)));
+    check();
+  });
+}
+
+const BANNER_END = /Ctrl-C stops/;
+
+function field(banner: string, pattern: RegExp): string {
+  const m = pattern.exec(banner);
+  assert.ok(m?.[1], `banner has ${pattern}:\n${banner}`);
+  return m[1];
+}
+
+/** A printed `curl` line, done with Node's HTTP client: -X, -H and -d as curl reads them. */
+function curl(line: string): Promise<{ status: number; body: string; json<T>(): T }> {
+  const url = field(line, /(http:\/\/\S+)/);
+  const method = /-X (\S+)/.exec(line)?.[1];
+  const headers = Object.fromEntries([...line.matchAll(/-H "([^":]+): ([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
+  const body = /-d '([^']*)'/.exec(line)?.[1];
+  return call(url, { method: method ?? (body !== undefined ? 'POST' : 'GET'), headers, body });
+}
+
+test('the demo serves, its banner\'s key-rotation curl works, metrics have standard names, and SIGTERM removes its directory', { timeout: 60_000 }, async () => {
+  const demo = await startDemo(['demo'], { SWITCHYARD_DEMO_KEY: 'demo-test-key-0123456789' });
+  try {
+    const banner = await waitForOutput(demo, BANNER_END);
+    const base = field(banner, /invocation URL\s+(http:\/\/\S+)\/endpoints\/demo\/score/);
+    const admin = field(banner, /admin API\s+(http:\/\/\S+)/);
+    const configFile = field(banner, /config file\s+(\S+)/);
+    assert.ok(configFile.startsWith(demo.tmp), `the config lives under TMPDIR: ${configFile}`);
+    assert.ok(existsSync(configFile));
+
+    const score = (key: string) => call(`${base}/endpoints/demo/score`, { body: '{"data":[[1,2]]}', headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await score('demo-test-key-0123456789')).status, 200);
+
+    // The key-rotation curl the banner prints, pasted as is.
+    const rotate = banner.split('\n').find((l) => l.includes('/keys/regenerate'));
+    assert.ok(rotate, `the banner prints a key regeneration curl:\n${banner}`);
+    assert.match(rotate, /^\s+curl -s -X POST http:\/\/\S+\/admin\/endpoints\/demo\/keys\/regenerate /);
+    const r = await curl(rotate);
+    assert.equal(r.status, 200, r.body);
+    const fresh = r.json<{ endpoint: string; key: string }>();
+    assert.equal(fresh.endpoint, 'demo');
+    assert.equal((await score(fresh.key)).status, 200, 'the new key works at once');
+    assert.equal((await score('demo-test-key-0123456789')).status, 200, 'and the demo key still does');
+
+    // Node's process metrics under prom-client's standard names (SPEC §6), once prefixed twice.
+    const metrics = await call(`${admin}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.body, /^process_cpu_seconds_total \d/m);
+    assert.match(metrics.body, /^nodejs_eventloop_lag_seconds \d/m);
+    assert.match(metrics.body, /^process_resident_memory_bytes \d/m);
+    assert.doesNotMatch(metrics.body, /switchyard_process_/);
+    assert.match(metrics.body, /^switchyard_requests_total\{/m);
+  } finally {
+    demo.proc.kill('SIGTERM');
+  }
+  assert.equal(await demo.exited, 0, demo.output());
+  assert.deepEqual(await readdir(demo.tmp), [], 'the config directory (plaintext keys, state) is gone');
+});
+
+test('a bare `switchyard` runs the demo; SIGINT drains and removes its directory', { timeout: 60_000 }, async () => {
+  const demo = await startDemo([]);
+  try {
+    const banner = await waitForOutput(demo, BANNER_END);
+    assert.match(banner, /Switchyard demo is running/);
+    assert.equal((await readdir(demo.tmp)).length, 1, 'one config directory while it runs');
+  } finally {
+    demo.proc.kill('SIGINT');
+  }
+  assert.equal(await demo.exited, 0, demo.output());
+  assert.deepEqual(await readdir(demo.tmp), []);
+});
+
+test('a demo that cannot start removes its directory too', { timeout: 60_000 }, async () => {
+  // Hold a port, and point the demo's public listener at it.
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const port = (holder.address() as { port: number }).port;
+  try {
+    const demo = await startDemo(['demo'], { PORT: String(port) });
+    assert.equal(await demo.exited, 1, demo.output());
+    assert.match(demo.output(), /cannot listen/);
+    assert.deepEqual(await readdir(demo.tmp), []);
+  } finally {
+    await new Promise<void>((r) => holder.close(() => r()));
+  }
+});
