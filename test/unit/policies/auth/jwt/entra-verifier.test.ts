@@ -29,7 +29,10 @@ interface Setup {
 }
 
 /** A fresh stand-in Entra, manual clock and verifier per test, so counters are the test's own. */
-async function setup(t: TestContext, o: { clockSkewS?: number; tenants?: string[]; fetchJson?: FetchJson } = {}): Promise<Setup> {
+async function setup(
+  t: TestContext,
+  o: { clockSkewS?: number; tenants?: string[]; fetchJson?: FetchJson; fetchTimeoutMs?: number } = {},
+): Promise<Setup> {
   const clock = manualClock();
   const idp = await startStandInEntra({ now: clock.now });
   t.after(() => idp.close());
@@ -45,6 +48,7 @@ async function setup(t: TestContext, o: { clockSkewS?: number; tenants?: string[
     now: clock.now,
     fetchJson,
     jwks,
+    ...(o.fetchTimeoutMs === undefined ? {} : { fetchTimeoutMs: o.fetchTimeoutMs }),
   });
   return { clock, idp, verifier, keys: () => jwks.get(idp.jwksUri), warnings };
 }
@@ -388,4 +392,147 @@ test('one JWKS cache per URI across verifiers of different tenants', async (t) =
   assertAccepted(await make(OTHER_TENANT).verify(await idp.sign({ tid: OTHER_TENANT })));
   assert.equal(idp.jwksRequests, 1);
   assert.equal(jwks.get(idp.jwksUri), jwks.get(idp.jwksUri));
+});
+
+// ---- A hanging or failing identity provider (issue 7, item 6) ----
+// The stand-in accepts the connection and never answers. The fetch deadline needs a real
+// timer, so it is short here; the retry time runs on the manual clock, so nothing sleeps
+// for seconds. Durations are asserted loosely: "about the deadline" and "well under it".
+
+/** Run `fn` and measure it in real milliseconds. */
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - start };
+}
+
+const DEADLINE_MS = 150;
+
+test('hanging provider, cold start: the first token gets 401 after about fetch_timeout_ms, not 5 s', { timeout: 10_000 }, async (t) => {
+  for (const which of ['discovery', 'jwks'] as const) {
+    const { idp, verifier, warnings } = await setup(t, { fetchTimeoutMs: DEADLINE_MS });
+    idp.setMode('hang', which);
+    const token = await idp.sign();
+    const { value: r, ms } = await timed(() => verifier.verify(token));
+    assertRejected(r, 401, /^The identity provider is unavailable \(retrying in 5 s\)\.$/);
+    assert.ok(ms >= DEADLINE_MS - 20 && ms < DEADLINE_MS + 1_000, `${which}: answered after ${Math.round(ms)} ms`);
+    assert.equal(which === 'jwks' ? idp.jwksRequests : idp.discoveryRequests, 1, which);
+    // (setup gives only the key-set cache a logger)
+    if (which === 'jwks') assert.ok(warnings.some((w) => /JWKS fetch failed/.test(w)), warnings.join('; '));
+  }
+});
+
+test('failing provider: one fetch per retry time, one request waits for it, the rest fail fast with when', { timeout: 10_000 }, async (t) => {
+  const { clock, idp, verifier } = await setup(t, { fetchTimeoutMs: 300 });
+  idp.setMode('hang');
+  const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => idp.sign({ oid: `caller-${i}` })));
+  const first = tokens[0];
+  assert.ok(first !== undefined);
+  // The first attempt: every request shares it (nothing is known to be failing yet).
+  assertRejected(await verifier.verify(first), 401, /retrying in 5 s/);
+  assert.equal(idp.discoveryRequests, 1);
+
+  // Until the retry time: no fetch, no waiting, and the reason counts down on the clock.
+  const burst = await Promise.all(tokens.map((tok) => timed(() => verifier.verify(tok))));
+  for (const { value, ms } of burst) {
+    assertRejected(value, 401, /^The identity provider is unavailable \(retrying in 5 s\)\.$/);
+    assert.ok(ms < 100, `failed fast? ${Math.round(ms)} ms`);
+  }
+  clock.advance(3_500);
+  assertRejected(await verifier.verify(first), 401, /retrying in 2 s/);
+  clock.advance(1_499);
+  assertRejected(await verifier.verify(first), 401, /retrying in 1 s/);
+  assert.equal(idp.discoveryRequests, 1, 'no fetch before the retry time');
+
+  // At the retry time: exactly one new fetch; one request waits for it (bounded by the
+  // deadline), the 19 arriving meanwhile fail fast instead of queueing behind it.
+  clock.advance(1);
+  const probe = timed(() => verifier.verify(first));
+  const during = await Promise.all(tokens.slice(1).map((tok) => timed(() => verifier.verify(tok))));
+  assert.equal(idp.hanging <= 1, true, 'at most one fetch in flight');
+  for (const { value, ms } of during) {
+    assertRejected(value, 401, /identity provider is unavailable/);
+    assert.ok(ms < 100, `failed fast during the probe? ${Math.round(ms)} ms`);
+  }
+  const p = await probe;
+  assertRejected(p.value, 401, /retrying in 5 s/);
+  assert.ok(p.ms < 300 + 1_000, `probe bounded by the deadline: ${Math.round(p.ms)} ms`);
+  assert.equal(idp.discoveryRequests, 2, 'exactly one fetch per retry time');
+  assert.equal(idp.jwksRequests, 0);
+});
+
+test('provider recovers: the next attempt after the retry time verifies again', { timeout: 10_000 }, async (t) => {
+  const { clock, idp, verifier } = await setup(t, { fetchTimeoutMs: DEADLINE_MS });
+  idp.setMode('hang');
+  const token = await idp.sign();
+  assertRejected(await verifier.verify(token), 401, /unavailable/);
+  idp.setMode('up');
+  // Recovered, but the retry time has not come: still failing fast, no fetch.
+  assertRejected(await verifier.verify(token), 401, /retrying in 5 s/);
+  assert.equal(idp.discoveryRequests, 1);
+  clock.advance(5_000);
+  const { value, ms } = await timed(() => verifier.verify(token));
+  assertAccepted(value);
+  assert.ok(ms < 1_000, `${Math.round(ms)} ms`);
+  assert.equal(idp.discoveryRequests, 2);
+  assert.equal(idp.jwksRequests, 1);
+  // Healthy again: concurrent cold needs share one fetch as before (a new key here).
+  const rotated = idp.rotate();
+  clock.advance(5_000);
+  const all = await Promise.all(Array.from({ length: 10 }, async (_, i) => verifier.verify(await idp.sign({ oid: `r${i}` }, { key: rotated }))));
+  for (const r of all) assertAccepted(r);
+  assert.equal(idp.jwksRequests, 2);
+});
+
+test('provider hanging: tokens whose key is cached keep verifying at once; the refresh gives up at the deadline', { timeout: 10_000 }, async (t) => {
+  const { clock, idp, verifier, keys } = await setup(t, { fetchTimeoutMs: DEADLINE_MS });
+  assertAccepted(await verifier.verify(await idp.sign()));
+  idp.setMode('hang');
+  clock.advance(25 * HOUR_MS); // discovery and key set both stale: background refreshes start
+  const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => idp.sign({ oid: `known-${i}` })));
+  const results = await Promise.all(fresh.map((tok) => timed(() => verifier.verify(tok))));
+  for (const { value, ms } of results) {
+    assertAccepted(value);
+    assert.ok(ms < 100, `answered from the cached key set? ${Math.round(ms)} ms`);
+  }
+  const { ms: idleMs } = await timed(() => keys().idle());
+  assert.ok(idleMs < 1_000, `the hanging refresh gave up at the deadline: ${Math.round(idleMs)} ms`);
+  assert.equal(idp.jwksRequests, 2, 'one background refresh of the key set');
+  assert.equal(keys().stats.failures, 1);
+
+  // A rotated-in key (unknown kid) during the outage: one request waits for one refetch,
+  // the others are refused at once; the known key still works meanwhile.
+  clock.advance(5_000);
+  const rotated = await Promise.all(Array.from({ length: 10 }, () => idp.sign({}, { key: generateSigningKey('RSA', 'rotated-1') })));
+  const before = idp.jwksRequests;
+  const unknown = await Promise.all(rotated.map((tok) => timed(() => verifier.verify(tok))));
+  for (const { value } of unknown) assertRejected(value, 401, /unknown key/);
+  const waited = unknown.filter(({ ms }) => ms >= 100);
+  assert.ok(waited.length <= 1, `${waited.length} requests waited for the refetch`);
+  for (const { ms } of unknown) assert.ok(ms < DEADLINE_MS + 1_000, `${Math.round(ms)} ms`);
+  assert.equal(idp.jwksRequests, before + 1);
+  assertAccepted(await verifier.verify(await idp.sign({ oid: 'still-known' })));
+});
+
+test('fetch_timeout_ms is the verifier\'s: a reload to a shorter one applies even to a fetch already in flight', { timeout: 10_000 }, async (t) => {
+  const clock = manualClock();
+  const idp = await startStandInEntra({ now: clock.now });
+  t.after(() => idp.close());
+  // The process-wide caches, as the gateway creates them: no deadline of their own.
+  const jwks = new JwksCacheRegistry({ now: clock.now });
+  const discovery = new OidcDiscovery({ now: clock.now });
+  const make = (fetchTimeoutMs: number): EntraVerifier => createEntraVerifier({
+    authority: idp.authority, tenants: [TENANT], audiences: [AUDIENCE], clockSkewS: 60, now: clock.now, jwks, discovery, fetchTimeoutMs,
+  });
+  assert.throws(() => make(0), /fetchTimeoutMs/);
+  idp.setMode('hang');
+  const token = await idp.sign();
+  const slow = timed(() => make(1_500).verify(token)); // the config before the reload
+  const { value, ms } = await timed(() => make(DEADLINE_MS).verify(token)); // and after it
+  assertRejected(value, 401, /unavailable/);
+  assert.ok(ms < 1_000, `bounded by the new deadline: ${Math.round(ms)} ms`);
+  assert.equal(idp.discoveryRequests, 1, 'joined the fetch in flight, did not start another');
+  const old = await slow;
+  assertRejected(old.value, 401, /retrying in 5 s/);
+  assert.ok(old.ms >= 1_400, `the old fetch kept its own deadline: ${Math.round(old.ms)} ms`);
 });
