@@ -1,26 +1,28 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { dirname, join, basename } from 'node:path';
-import { loadConfigFile, formatIssues } from '../config/load.ts';
-import type { GatewayConfig, HostPort } from '../config/schema.ts';
-import { ConfigStore } from '../config/store.ts';
-import type { Snapshot } from '../config/compile.ts';
-import type { TokenVerifier } from '../policies/auth/auth-policy.ts';
+import { createServer } from 'node:http';
+import { basename, dirname, join } from 'node:path';
+import type { GatewayConfig } from '../config/schema.ts';
+import { adminAuthPolicy } from '../policies/auth/auth.ts';
 import type { KeySlot } from '../policies/auth/key-digest.ts';
-import { JwksCacheRegistry } from '../policies/auth/jwt/jwks-cache.ts';
-import { OidcDiscovery } from '../policies/auth/jwt/oidc-discovery.ts';
-import { createEntraVerifier } from '../policies/auth/jwt/entra-verifier.ts';
-import { AdminAuth } from './admin/admin-auth.ts';
-import { GatewayError } from './errors.ts';
-import { adminHandler } from './admin/admin-server.ts';
+import type { HealthView, Policy, PolicyDeps } from '../policies/policy.ts';
+import { adminRouter } from './admin/router.ts';
+import { adminRoutes } from './admin/routes.ts';
 import { systemClock, type Clock } from './clock.ts';
-import type { ListenerKind } from './context.ts';
+import { GatewayError } from './errors.ts';
+import { Handler } from './handler.ts';
+import { Lifecycle } from './lifecycle.ts';
+import { invocationServer, Listeners, type GatewayAddresses } from './listeners.ts';
+import { FileConfigSource, type ReloadResult } from './live-config/config-source.ts';
 import { createAccessLogger, createLogger, logDestination, type Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
-import { ProxyHandler } from './proxy-handler.ts';
 import { RequestObserver } from './request-observer.ts';
+import type { Snapshot } from './snapshot/compile.ts';
+import { ConfigStore } from './snapshot/store.ts';
 import { KeyStore } from './state/key-store.ts';
+import { LiveStateRegistry } from './state/state-registry.ts';
 import { InstanceRegistry } from './upstream/instance.ts';
+
+export type { GatewayAddresses } from './listeners.ts';
+export type { ReloadResult } from './live-config/config-source.ts';
 
 /** How to start a gateway: from a file (reloadable) or an in-memory config (tests, demo). */
 export interface GatewayOptions {
@@ -33,67 +35,56 @@ export interface GatewayOptions {
   readonly clock?: Clock;
   readonly random?: () => number;
   readonly env?: NodeJS.ProcessEnv;
-}
-
-/** Bound addresses, for printing and for tests that listen on port 0. */
-export interface GatewayAddresses {
-  readonly public: AddressInfo;
-  readonly private: AddressInfo | undefined;
-  readonly admin: AddressInfo;
-}
-
-/** The outcome of a reload. */
-export type ReloadResult = { readonly ok: true; readonly version: string } | { readonly ok: false; readonly error: string };
-
-function listen(server: Server, at: HostPort): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      server.off('error', reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
+  /** Gateway processes sharing this machine's ports (per-process limits divide by it). */
+  readonly workers?: number;
 }
 
 /**
- * A running Switchyard: listeners, the config store, and the registries whose live state
- * (instances, JWKS caches, metrics) outlives any one config snapshot.
+ * A running Switchyard, as a composition root: it wires the registries whose live state
+ * outlives any one config snapshot (instances and their health, policy state, keys), the
+ * config store and its source, the request walk, and the listeners. Each has its own file.
  */
 export class Gateway {
   readonly log: Logger;
   readonly accessLog: Logger;
   readonly metrics = new Metrics();
   readonly instances = new InstanceRegistry();
-  /** Identity-provider caches, one per process, surviving reloads. */
-  readonly jwks: JwksCacheRegistry;
-  readonly discovery: OidcDiscovery;
+  readonly state = new LiveStateRegistry();
+  readonly lifecycle = new Lifecycle();
   readonly keyStore: KeyStore;
   readonly store: ConfigStore;
-  readonly #opts: GatewayOptions;
-  readonly #clock: Clock;
-  readonly #servers: { kind: ListenerKind | 'admin'; server: Server }[] = [];
-  #verifier: { key: string; verifier: TokenVerifier } | undefined;
-  #adminAuth: { snap: Snapshot; auth: AdminAuth } | undefined;
-  #draining = false;
-  #ready = false;
-  #inFlight = 0;
-  #idle: (() => void) | undefined;
+  readonly source: FileConfigSource;
+  readonly #policyDeps: PolicyDeps;
+  readonly #listeners = new Listeners();
   #addresses: GatewayAddresses | undefined;
 
   private constructor(opts: GatewayOptions, keyStore: KeyStore) {
-    this.#opts = opts;
-    this.#clock = opts.clock ?? systemClock;
+    const clock = opts.clock ?? systemClock;
     const dest = opts.log ? undefined : logDestination();
     this.log = opts.log ?? createLogger(opts.config.logging.level, dest);
     this.accessLog = opts.accessLog ?? opts.log ?? createAccessLogger(dest ?? logDestination());
     this.keyStore = keyStore;
-    this.jwks = new JwksCacheRegistry({ now: this.#clock, logger: this.log });
-    this.discovery = new OidcDiscovery({ now: this.#clock, logger: this.log });
-    this.store = new ConfigStore(opts.config, this.instances, (cfg) => ({
-      instances: this.instances,
-      keyOverride: (ep, slot, configured) => this.keyStore.get(ep, slot, configured),
-      verifier: this.#verifierFor(cfg),
-    }), this.log);
+    this.#policyDeps = {
+      clock,
+      state: this.state,
+      health: this.#healthView(),
+      workers: opts.workers ?? 1,
+      log: this.log,
+      keyOverride: (ep, slot, configured) => keyStore.get(ep, slot, configured),
+    };
+    this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps }, this.state, this.log);
+    this.store.subscribe((next) => this.#publishInstances(next, clock()));
+    this.store.subscribe((next, prev) => {
+      if (!prev) return;
+      for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
+        if (JSON.stringify(prev.config.server[k]) !== JSON.stringify(next.config.server[k])) {
+          this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
+        }
+      }
+    });
+    this.source = new FileConfigSource(opts.configPath, opts.env, (cfg) => this.store.apply(cfg), this.metrics, this.log);
+    this.store.apply(opts.config);
+    this.metrics.reloads.inc({ result: 'success' });
   }
 
   /** Load state, bind every listener, and start serving. */
@@ -103,16 +94,14 @@ export class Gateway {
     const keyStore = new KeyStore(stateFile ?? join(process.cwd(), '.switchyard-state', 'state.json'));
     await keyStore.load();
     const gw = new Gateway(opts, keyStore);
-    gw.metrics.reloads.inc({ result: 'success' });
-    gw.#publishInstances();
     try {
-      await gw.#listen();
+      await gw.#listen(opts);
     } catch (err) {
       // A later listener failed (say the admin port is taken): release what was bound.
       await gw.close();
       throw err;
     }
-    gw.#ready = true;
+    gw.lifecycle.ready = true;
     return gw;
   }
 
@@ -122,87 +111,59 @@ export class Gateway {
   }
 
   get draining(): boolean {
-    return this.#draining;
+    return this.lifecycle.draining;
   }
 
-  #verifierFor(cfg: GatewayConfig): TokenVerifier | undefined {
-    if (!cfg.entra) return undefined;
-    const key = JSON.stringify(cfg.entra);
-    if (this.#verifier?.key !== key) {
-      this.#verifier = {
-        key,
-        verifier: createEntraVerifier({
-          authority: cfg.entra.authority,
-          tenants: cfg.entra.tenants,
-          audiences: cfg.entra.audiences,
-          clockSkewS: cfg.entra.clock_skew_s,
-          now: this.#clock,
-          jwks: this.jwks,
-          discovery: this.discovery,
-          logger: this.log,
-        }),
-      };
-    }
-    return this.#verifier.verifier;
-  }
-
-  #adminAuthFor(): AdminAuth {
-    const snap = this.store.current;
-    if (this.#adminAuth?.snap !== snap) {
-      const cfg = snap.config;
-      this.#adminAuth = { snap, auth: new AdminAuth(cfg.admin.keys, cfg.admin.entra_roles, this.#verifierFor(cfg)) };
-    }
-    return this.#adminAuth.auth;
-  }
-
-  async #listen(): Promise<void> {
-    const cfg = this.#opts.config;
-    const observer = new RequestObserver(this.metrics, this.accessLog, this.log, cfg.logging.access_log);
-    const proxy = new ProxyHandler({
-      snapshot: () => this.store.current,
-      draining: () => this.#draining,
-      observer,
-      clock: this.#clock,
-      random: this.#opts.random ?? Math.random,
-      onEnd: () => {
-        if (--this.#inFlight === 0) this.#idle?.();
+  #healthView(): HealthView {
+    return {
+      readyInstances: (endpoint, deployment) => {
+        const d = this.store.current.endpoints.get(endpoint)?.deployments.get(deployment);
+        const now = this.#policyDeps.clock();
+        return d ? d.instances.filter((i) => i.takesTraffic(now)).length : 0;
       },
-    });
-    const invocation = (kind: ListenerKind): Server => {
-      const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-        this.#inFlight++;
-        proxy.handle(req, res, kind);
-      });
-      // Without this listener Node answers 100 Continue before the gateway has looked at
-      // the request; with it, the handler invites the upload only once it accepts it.
-      server.on('checkContinue', (req, res) => {
-        this.#inFlight++;
-        proxy.handle(req, res, kind, true);
-      });
-      return server;
     };
-    const admin = createServer(adminHandler({
+  }
+
+  async #listen(opts: GatewayOptions): Promise<void> {
+    const cfg = opts.config;
+    const lc = this.lifecycle;
+    const handler = new Handler({
       snapshot: () => this.store.current,
-      ready: () => this.#ready,
-      draining: () => this.#draining,
-      metrics: this.metrics,
-      auth: () => this.#adminAuthFor(),
+      draining: () => lc.draining,
+      observer: new RequestObserver(this.metrics, this.accessLog, this.log, cfg.logging.access_log),
+      onStart: () => lc.enter(),
+      onEnd: () => lc.leave(),
+      clock: this.#policyDeps.clock,
+      random: opts.random ?? Math.random,
+    });
+    const serve = handler.serve.bind(handler);
+    const adminAuth = new WeakMap<Snapshot, Policy>();
+    const route = adminRouter({
+      routes: adminRoutes({
+        snapshot: () => this.store.current,
+        ready: () => lc.ready,
+        draining: () => lc.draining,
+        metrics: this.metrics,
+        log: this.log,
+        now: this.#policyDeps.clock,
+        regenerateKey: (ep, slot, digest, by) => this.#regenerateKey(ep, slot, digest, by.id),
+      }),
+      auth: () => {
+        const snap = this.store.current;
+        let p = adminAuth.get(snap);
+        if (!p) adminAuth.set(snap, p = adminAuthPolicy(snap.config, this.#policyDeps));
+        return p;
+      },
       log: this.log,
-      now: this.#clock,
-      regenerateKey: (ep, slot, digest, by) => this.#regenerateKey(ep, slot, digest, by.id),
-    }));
-    const pub = invocation('public');
-    this.#servers.push({ kind: 'public', server: pub });
-    const publicAddr = await listen(pub, cfg.server.listen);
-    let privateAddr: AddressInfo | undefined;
-    if (cfg.server.private_listen) {
-      const priv = invocation('private');
-      this.#servers.push({ kind: 'private', server: priv });
-      privateAddr = await listen(priv, cfg.server.private_listen);
-    }
-    this.#servers.push({ kind: 'admin', server: admin });
-    const adminAddr = await listen(admin, cfg.server.admin_listen);
-    this.#addresses = { public: publicAddr, private: privateAddr, admin: adminAddr };
+      accessLog: this.accessLog,
+    });
+    const admin = createServer((req, res) => route(req, res, false));
+    admin.on('checkContinue', (req, res) => route(req, res, true));
+    const s = cfg.server;
+    const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve), at: s.listen }];
+    if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve), at: s.private_listen });
+    const bound = await this.#listeners.bind([...specs, { kind: 'admin', server: admin, at: s.admin_listen }]);
+    this.#addresses = { public: bound[0]!, private: s.private_listen ? bound[1] : undefined, admin: bound[bound.length - 1]! };
   }
 
   async #regenerateKey(endpoint: string, slot: KeySlot, digest: Buffer, by: string): Promise<void> {
@@ -219,66 +180,28 @@ export class Gateway {
     this.store.refresh();
   }
 
-  /** Apply a validated config (swap the snapshot); listener addresses need a restart. */
-  apply(cfg: GatewayConfig): Snapshot {
-    const before = this.store.current.config.server;
-    const snap = this.store.apply(cfg);
-    this.#publishInstances();
-    for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
-      if (JSON.stringify(before[k]) !== JSON.stringify(cfg.server[k])) {
-        this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
-      }
-    }
-    return snap;
-  }
-
   /**
-   * `switchyard_instance_ready` for every instance of the current snapshot (1 = takes
-   * traffic). Series of instances no longer configured are dropped.
+   * `switchyard_instance_ready` for every instance of the snapshot (1 = takes traffic).
+   * Series of instances no longer configured are dropped.
    */
-  #publishInstances(): void {
+  #publishInstances(snap: Snapshot, now: number): void {
     const g = this.metrics.instanceReady;
     g.reset();
-    const now = this.#clock();
-    for (const ep of this.store.current.endpoints.values()) {
+    for (const ep of snap.endpoints.values()) {
       for (const d of ep.deployments.values()) {
         for (const i of d.instances) g.set({ endpoint: ep.name, deployment: d.name, instance: i.origin }, i.takesTraffic(now) ? 1 : 0);
       }
     }
   }
 
-  /**
-   * Re-read the config file; an invalid file is refused and the running config stays.
-   * Reloads run one at a time (SIGHUP and a file change can arrive together), so the last
-   * one started is the one that stays.
-   */
-  reload(): Promise<ReloadResult> {
-    const next = this.#reloads.then(() => this.#reload());
-    this.#reloads = next.then(() => undefined, () => undefined);
-    return next;
+  /** Apply a validated config (swap the snapshot); listener addresses need a restart. */
+  apply(cfg: GatewayConfig): Snapshot {
+    return this.store.apply(cfg);
   }
-  #reloads: Promise<void> = Promise.resolve();
 
-  async #reload(): Promise<ReloadResult> {
-    const file = this.#opts.configPath;
-    if (!file) return { ok: false, error: 'no config file to reload' };
-    const r = await loadConfigFile(file, this.#opts.env);
-    if (!r.ok) {
-      const error = formatIssues(r.issues);
-      this.metrics.reloads.inc({ result: 'failure' });
-      this.log.error({ file, issues: r.issues }, 'config reload refused; the running config stays');
-      return { ok: false, error };
-    }
-    try {
-      const snap = this.apply(r.config);
-      this.metrics.reloads.inc({ result: 'success' });
-      this.log.info({ file, config_version: snap.version }, 'config reloaded');
-      return { ok: true, version: snap.version };
-    } catch (err) {
-      this.metrics.reloads.inc({ result: 'failure' });
-      this.log.error({ file, err }, 'config reload failed to compile; the running config stays');
-      return { ok: false, error: String(err) };
-    }
+  /** Re-read the config file; an invalid file is refused and the running config stays. */
+  reload(): Promise<ReloadResult> {
+    return this.source.reload();
   }
 
   /**
@@ -293,33 +216,18 @@ export class Gateway {
   #shutdown: Promise<void> | undefined;
 
   async #drain(): Promise<void> {
-    this.#draining = true;
+    const lc = this.lifecycle;
+    lc.draining = true;
     const grace = this.store.current.config.server.shutdown_grace_ms;
-    this.log.info({ in_flight: this.#inFlight, grace_ms: grace }, 'draining');
-    const invocation = this.#servers.filter((s) => s.kind !== 'admin');
-    for (const { server } of invocation) {
-      server.close();
-      server.closeIdleConnections();
-    }
-    if (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, grace);
-        this.#idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    if (this.#inFlight > 0) this.log.warn({ in_flight: this.#inFlight }, 'grace period over; closing remaining connections');
+    this.log.info({ in_flight: lc.inFlight, grace_ms: grace }, 'draining');
+    this.#listeners.stopInvocations();
+    if (!(await lc.idle(grace))) this.log.warn({ in_flight: lc.inFlight }, 'grace period over; closing remaining connections');
     await this.close();
   }
 
   /** Close listeners and pools at once. */
   async close(): Promise<void> {
-    for (const { server } of this.#servers) {
-      server.close();
-      server.closeAllConnections();
-    }
+    this.#listeners.closeAll();
     await this.instances.close();
     this.log.flush?.();
     this.accessLog.flush?.();

@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import type { Logger } from './logger.ts';
-import type { RequestContext } from './context.ts';
+import type { Outcome } from '../policies/policy.ts';
+import type { Exchange } from './exchange.ts';
 import type { Metrics } from './metrics.ts';
 import type { Principal } from '../policies/principal.ts';
 
@@ -28,7 +28,7 @@ export class RequestObserver {
 
 
   /** An unexpected failure inside the gateway (a bug): logged with the request id. */
-  error(ctx: RequestContext, err: unknown): void {
+  error(ctx: Exchange, err: unknown): void {
     this.#log.error({ request_id: ctx.requestId, err }, 'internal error');
   }
 
@@ -76,16 +76,13 @@ export class RequestObserver {
   }
 
   /** Record a request whose response closed (finished or cut off). */
-  end(ctx: RequestContext): void {
-    const res = ctx.res;
-    const seconds = (performance.now() - ctx.start) / 1e3;
-    // A response cut off before it finished: 502 when the instance failed midway, else the
-    // client went away and it counts as 499, as NGINX does.
-    const status = res.writableFinished ? res.statusCode : ctx.errorCode === 'BadGateway' ? 502 : 499;
+  end(ctx: Exchange, outcome: Outcome): void {
+    const seconds = outcome.durationMs / 1e3;
+    const status = outcome.status;
     this.#series(ctx.endpoint, ctx.deployment, status).record(seconds);
     const p = ctx.principal;
     if (p) this.#caller(ctx.endpoint, p).inc();
-    if (ctx.errorCode === 'Unauthorized' || ctx.errorCode === 'Forbidden') {
+    if (ctx.error === 'Unauthorized' || ctx.error === 'Forbidden') {
       this.#metrics.authFailures.inc({ endpoint: ctx.endpoint, code: String(status) });
     }
     if (!this.#accessLog) return;
@@ -102,8 +99,9 @@ export class RequestObserver {
       auth: p?.type,
       caller: p?.id,
       client_ip: ctx.clientIp,
-      error: ctx.errorCode,
-      aborted: res.writableFinished ? undefined : true,
+      error: ctx.error,
+      termination: outcome.termination,
+      throttle: ctx.throttle,
     }, 'request');
   }
 }

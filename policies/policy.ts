@@ -1,21 +1,87 @@
-import type { GatewayError } from '../gateway/errors.ts';
-import type { RequestContext } from '../gateway/context.ts';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { DeploymentConfig, EndpointConfig, GatewayConfig } from '../config/schema.ts';
+import type { Clock } from '../gateway/clock.ts';
+import type { ErrorCode, GatewayError } from '../gateway/errors.ts';
+import type { Principal } from './principal.ts';
 
 /**
- * The closed protocol between a policy and the pipeline (Envoy's filter status): a
- * policy never moves the request itself, it answers continue or reject. Only
- * `gateway/pipeline.ts` iterates policies.
+ * The protocol between policies and the request walk (Envoy's filter status, Caddy's
+ * middleware contract): a policy never moves the request itself, it answers continue or
+ * reject. Only `gateway/pipeline.ts` iterates policies; only `policies/index.ts` names them.
  */
+
+/** Which listener a request arrived on. The admin listener never serves invocations. */
+export type ListenerKind = 'public' | 'private';
+
+/** Why a request was turned away to protect the models (`switchyard_throttled_total{reason}`). */
+export type ThrottleReason = 'rate_limit' | 'queue_full' | 'queue_timeout' | 'breaker_open' | 'overloaded' | 'degraded';
+
+/**
+ * How an exchange ended, apart from the status sent (Envoy's response flags, as a closed
+ * set). A client that left is logged 499 with `client_aborted`.
+ */
+export type Termination =
+  | 'completed'
+  | 'client_aborted'
+  | 'client_bad_request'
+  | 'upstream_reset'
+  | 'upstream_timeout'
+  | 'shutdown';
+
+/** What happened to a request, handed to `onDone` hooks once it ended. */
+export interface Outcome {
+  /** The status the client got (499 when it left before the response finished). */
+  readonly status: number;
+  /** The gateway error that answered, if one did. */
+  readonly error: ErrorCode | undefined;
+  readonly termination: Termination;
+  /** The last attempt could not connect: nothing reached the instance. */
+  readonly connectFailed: boolean;
+  /** Origin of the instance that answered (or failed), if one was tried. */
+  readonly instance: string | undefined;
+  readonly durationMs: number;
+}
+
+/**
+ * What a policy may see and do of a request. Implemented by the gateway's `Exchange`; there
+ * is deliberately no socket, response or attempt here: policies decide, the walk acts.
+ */
+export interface PolicyContext {
+  readonly listener: ListenerKind;
+  /** The client's address (from X-Forwarded-For only when the peer is a trusted proxy). */
+  readonly clientIp: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly endpoint: string;
+  /** The chosen deployment; '' in the endpoint stage. */
+  readonly deployment: string;
+  /** The deployment was named by the caller (`azureml-model-deployment`), not drawn by the split. */
+  readonly pinned: boolean;
+  /** Set by authentication, read by per-caller limits and the access line. */
+  principal: Principal | undefined;
+  /** Aborts when the client goes away before the response finished (created on first use). */
+  readonly signal: AbortSignal;
+  /** A header for the client's response, whether the model or the gateway answers. */
+  addResponseHeader(name: string, value: string): void;
+}
+
 export type Verdict =
-  | { readonly kind: 'continue' }
-  | { readonly kind: 'reject'; readonly error: GatewayError };
+  | { readonly kind: 'continue'; readonly onDone?: ((outcome: Outcome) => void) | undefined }
+  | { readonly kind: 'reject'; readonly error: GatewayError; readonly reason?: ThrottleReason | undefined };
 
 /** The shared, allocation-free "go on" verdict. */
 export const CONTINUE: Verdict = Object.freeze({ kind: 'continue' });
 
-/** Reject with a catalogue error. */
-export function reject(error: GatewayError): Verdict {
-  return { kind: 'reject', error };
+/**
+ * Reject with a catalogue error (and, for throttling, why). Build rejections once per
+ * snapshot where the error is fixed, so the hot path allocates nothing.
+ */
+export function reject(error: GatewayError, reason?: ThrottleReason): Verdict {
+  return reason ? Object.freeze({ kind: 'reject', error, reason }) : Object.freeze({ kind: 'reject', error });
+}
+
+/** Continue, and run `onDone` exactly once when the exchange ends (a later reject or a client abort included). */
+export function continueThen(onDone: (outcome: Outcome) => void): Verdict {
+  return { kind: 'continue', onDone };
 }
 
 /**
@@ -24,5 +90,59 @@ export function reject(error: GatewayError): Verdict {
  */
 export interface Policy {
   readonly name: string;
-  evaluate(ctx: RequestContext): Verdict | Promise<Verdict>;
+  evaluate(ctx: PolicyContext): Verdict | Promise<Verdict>;
+}
+
+/** Where a policy applies: an endpoint, or one deployment of it. */
+export interface PolicyScope {
+  readonly gateway: GatewayConfig;
+  readonly endpoint: string;
+  readonly endpointConfig: EndpointConfig;
+  /** Set for deployment-stage policies. */
+  readonly deployment?: { readonly name: string; readonly config: DeploymentConfig };
+}
+
+/**
+ * Live state that outlives a snapshot (buckets, queues, breakers, verifier caches), kept by
+ * a stable key. What a snapshot no longer asks for is dropped after the next swap.
+ */
+export interface StateRegistry {
+  get<T>(key: string, create: () => T): T;
+}
+
+/** What policies may know of instance health. */
+export interface HealthView {
+  /** Instances of a deployment that take traffic now. */
+  readyInstances(endpoint: string, deployment: string): number;
+}
+
+/** Minimal logger shape policies log through (pino satisfies it). */
+export interface PolicyLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Regenerated key digests that override the config's, by endpoint and slot. */
+export type KeyOverride = (endpoint: string, slot: 'primary' | 'secondary', configured: string | undefined) => Buffer | undefined;
+
+/** Everything a factory may wire into a policy; all of it outlives the snapshot. */
+export interface PolicyDeps {
+  readonly clock: Clock;
+  readonly state: StateRegistry;
+  readonly health: HealthView;
+  /** Gateway worker processes sharing the machine: per-process limits divide by it. */
+  readonly workers: number;
+  readonly log: PolicyLogger;
+  readonly keyOverride: KeyOverride;
+}
+
+/**
+ * Turns config into a policy, once per snapshot, or into nothing when the config does not
+ * ask for it. `policies/index.ts` lists the factories, per stage, in evaluation order.
+ */
+export interface PolicyFactory {
+  readonly type: string;
+  readonly stage: 'endpoint' | 'deployment';
+  create(scope: PolicyScope, deps: PolicyDeps): Policy | undefined;
 }

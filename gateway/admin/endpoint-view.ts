@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../config/compile.ts';
+import type { Snapshot } from '../snapshot/compile.ts';
 import type { EndpointConfig } from '../../config/schema.ts';
 
 /** An endpoint's config with secrets redacted: key values become `"<redacted>"` (presence only). */
@@ -23,8 +23,8 @@ export function endpointView(snap: Snapshot, name: string, now: number): unknown
     deployments[dname] = {
       instances: d.instances.map((i) => ({
         url: i.origin,
-        ready: i.ready,
-        ejected: i.ejectedUntil > now,
+        ready: i.health.ready,
+        ejected: i.health.ejected(now),
         in_flight: i.inFlight,
       })),
     };

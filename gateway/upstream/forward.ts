@@ -1,186 +1,80 @@
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
-import { downstreamHeaders } from './headers.ts';
+import type { CompiledDeployment } from '../snapshot/compile.ts';
+import { Attempt, type AttemptListener, type AttemptRequest, type AttemptResult } from './attempt.ts';
 import type { Instance } from './instance.ts';
+import { pickInstance } from './select.ts';
+import type { Sink } from './sink.ts';
 
-/** How one attempt at an instance ended. */
-export type AttemptResult =
-  | { readonly kind: 'response'; readonly complete: boolean }
-  | { readonly kind: 'error'; readonly error: GatewayError; readonly connectFailed: boolean };
-
-/** What to send upstream. */
-export interface AttemptRequest {
-  readonly method: string;
-  readonly path: string;
-  readonly headers: string[];
-  readonly body: Readable | null;
-  readonly timeoutMs: number;
+/** Who a forward reports to: the live exchange, or a shadow request. */
+export interface ForwardOwner {
+  /** The attempt in progress (aborted if the client goes away). */
+  attempt: Attempt | undefined;
+  /** Origin of the instance tried last, and whether its connect failed. */
+  instance: string | undefined;
+  connectFailed: boolean;
+  /** Called once, when the last attempt ended. */
+  forwarded(r: AttemptResult): void;
 }
 
-// Errors that mean no byte reached the instance, so any request may go to another one.
-const CONNECT_ERRORS = new Set([
-  'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
-]);
-const TIMED_OUT = new GatewayError('GatewayTimeout');
-const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true });
-const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false });
+/** Sends per deployment: connect failures are retried on another instance at most this often. */
+const MAX_RETRIES = 2;
+const NO_READY = new GatewayError('NoReadyInstance');
+const REFUSED = new GatewayError('BadGateway', 'The model instance refused the connection.');
 
 /**
- * One attempt to forward a request to an instance, as an undici dispatch handler: the
- * response streams to the client chunk by chunk with backpressure (the upstream is paused
- * while the client socket is full), so SSE and other streamed answers pass unbuffered.
+ * Forwards one request to one of a deployment's instances and reports how it ended. It
+ * owns the attempts and the retry rule: only a failure to connect (nothing reached the
+ * instance, so even a POST is safe to send again) is retried, on an instance not tried yet,
+ * at most {@link MAX_RETRIES} times. Every other failure is reported as it is; a request
+ * is never sent twice.
  */
-export class Attempt implements Dispatcher.DispatchHandler {
-  readonly #res: ServerResponse;
-  readonly #requestId: string;
-  readonly #deployment: string;
-  readonly #instance: Instance;
-  readonly #done: (r: AttemptResult) => void;
-  #controller: Dispatcher.DispatchController | undefined;
-  #status = 0;
-  #finished = false;
-  #abortReason: Error | undefined;
-  // request_timeout_ms: undici's own header/body timers tick at 1 s resolution (a 200 ms
-  // setting fired after ~1 s), so one native timer per attempt enforces it instead.
-  #timer: NodeJS.Timeout | undefined;
-  #uploading = false;
-  #paused = false;
+export class Forward implements AttemptListener {
+  readonly #owner: ForwardOwner;
+  readonly #sink: Sink;
+  readonly #deployment: CompiledDeployment;
+  readonly #request: AttemptRequest;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  /** Instances whose connect failed; allocated on the first retry only. */
+  #tried: Instance[] | undefined;
+  #current: Instance | undefined;
 
-  constructor(res: ServerResponse, requestId: string, deployment: string, instance: Instance, done: (r: AttemptResult) => void) {
-    this.#res = res;
-    this.#requestId = requestId;
+  constructor(owner: ForwardOwner, sink: Sink, deployment: CompiledDeployment, request: AttemptRequest, clock: Clock, random: () => number) {
+    this.#owner = owner;
+    this.#sink = sink;
     this.#deployment = deployment;
-    this.#instance = instance;
-    this.#done = done;
+    this.#request = request;
+    this.#clock = clock;
+    this.#random = random;
   }
 
-  /** Send the request. */
-  start(req: AttemptRequest): void {
-    this.#instance.inFlight++;
-    this.#timer = setTimeout(() => this.#onTimeout(), req.timeoutMs);
-    if (req.body && !req.body.readableEnded) {
-      // As with undici's headers timeout, the wait for the answer starts when the upload ends.
-      this.#uploading = true;
-      req.body.once('end', () => {
-        this.#uploading = false;
-        if (!this.#finished) this.#timer?.refresh();
-      });
-    }
-    this.#instance.pool.dispatch({
-      path: req.path,
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      // Never let undici replay a request on its own: retries are decided here.
-      idempotent: false,
-    }, this);
-  }
-
-  /** The client went away: stop the upstream request and free its connection. */
-  abort(reason: Error): void {
-    if (this.#finished) return;
-    if (this.#controller) this.#controller.abort(reason);
-    else this.#abortReason = reason;
-  }
-
-  /**
-   * No response headers within `request_timeout_ms` of the upload's end, or no body chunk
-   * for as long: 504 (or a cut connection once headers are out). Time the client spends
-   * uploading, or not reading (upstream paused), is not the instance's fault.
-   */
-  #onTimeout(): void {
-    if (this.#finished) return;
-    if (this.#paused || (this.#uploading && !this.#status)) {
-      this.#timer?.refresh();
+  start(): void {
+    const instance = pickInstance(this.#deployment.instances, this.#clock(), this.#random, this.#tried);
+    if (!instance) {
+      this.#owner.forwarded({ kind: 'error', error: this.#tried ? REFUSED : NO_READY, connectFailed: this.#tried !== undefined });
       return;
     }
-    if (this.#controller) {
-      this.#controller.abort(TIMED_OUT);
-      return;
+    this.#current = instance;
+    this.#owner.instance = instance.origin;
+    const attempt = new Attempt(this.#sink, instance, this);
+    this.#owner.attempt = attempt;
+    attempt.start(this.#request);
+  }
+
+  attemptDone(r: AttemptResult): void {
+    const owner = this.#owner;
+    owner.attempt = undefined;
+    if (r.kind === 'error') {
+      owner.connectFailed = r.connectFailed;
+      const tried = this.#tried ?? [];
+      if (r.connectFailed && !this.#sink.destroyed && tried.length < MAX_RETRIES && this.#deployment.instances.length > tried.length + 1) {
+        tried.push(this.#current!);
+        this.#tried = tried;
+        this.start();
+        return;
+      }
     }
-    // Still queued in the pool: answer now; onRequestStart aborts the request later.
-    this.#abortReason = TIMED_OUT;
-    this.#finish({ kind: 'error', error: TIMED_OUT, connectFailed: false });
+    owner.forwarded(r);
   }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#abortReason) controller.abort(this.#abortReason);
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    const res = this.#res;
-    if (res.destroyed) {
-      controller.abort(new Error('client closed'));
-      return;
-    }
-    this.#timer?.refresh();
-    const contentType = headers['content-type'];
-    // Throws on a header Node will not send (a malformed answer): undici then reports the
-    // error and, as nothing went out yet, the client gets a 502.
-    res.writeHead(statusCode, downstreamHeaders(headers, this.#requestId, this.#deployment));
-    this.#status = statusCode;
-    // Event streams must reach the client at once, before the first event is produced.
-    if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) res.flushHeaders();
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    const res = this.#res;
-    this.#timer?.refresh();
-    if (!res.write(chunk)) {
-      controller.pause();
-      this.#paused = true;
-      res.once('drain', () => {
-        this.#paused = false;
-        if (!this.#finished) this.#timer?.refresh();
-        controller.resume();
-      });
-    }
-  }
-
-  onResponseEnd(): void {
-    this.#res.end();
-    this.#finish(COMPLETE);
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#res.headersSent) {
-      // Headers are out: the client can only learn of the failure by the cut connection.
-      this.#res.destroy();
-      this.#finish(CUT_OFF);
-      return;
-    }
-    this.#finish({ kind: 'error', error: toGatewayError(err), connectFailed: isConnectError(err) });
-  }
-
-  #finish(r: AttemptResult): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    clearTimeout(this.#timer);
-    this.#instance.inFlight--;
-    this.#done(r);
-  }
-}
-
-function errCode(err: Error): string | undefined {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code) return code;
-  const cause = (err as { cause?: unknown }).cause;
-  return cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
-}
-
-function isConnectError(err: Error): boolean {
-  const code = errCode(err);
-  return code !== undefined && CONNECT_ERRORS.has(code);
-}
-
-/** Map an upstream failure to the catalogue: our own errors (413, 504) pass, the rest are 502. */
-export function toGatewayError(err: Error): GatewayError {
-  if (err instanceof GatewayError) return err;
-  const code = errCode(err);
-  return new GatewayError('BadGateway', `The model instance failed to answer (${code ?? 'error'}).`);
 }

@@ -54,18 +54,44 @@ export function upstreamHeaders(raw: readonly string[], connection: string | str
 }
 
 /**
- * The client response's headers: the instance's, minus hop-by-hop ones, plus the
- * request id and the deployment that answered (SPEC §3). Mutates and returns `headers`
- * (undici hands the handler a fresh object per response).
+ * The instance's response headers minus hop-by-hop ones, for the sink to complete with the
+ * gateway's own (SPEC §3). Mutates and returns `headers` (undici hands the handler a fresh
+ * object per response).
  */
-export function downstreamHeaders(headers: IncomingHttpHeaders, requestId: string, deployment: string): OutgoingHttpHeaders {
+export function downstreamHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const named = connectionTokens(headers.connection);
   // One pass over the (few) response headers rather than a lookup per hop-by-hop name.
   for (const h in headers) {
     if (HOP_BY_HOP.has(h) || named?.has(h)) delete headers[h];
   }
-  const out = headers as OutgoingHttpHeaders;
-  out['x-request-id'] = requestId;
-  out['azureml-model-deployment'] = deployment;
-  return out;
+  return headers as OutgoingHttpHeaders;
+}
+
+/** What {@link forwardedFor} needs to know of the request. */
+export interface ForwardingFacts {
+  readonly requestId: string;
+  readonly peer: string;
+  readonly peerTrusted: boolean;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/**
+ * The X-Forwarded-* headers for the instance. A trusted proxy's chain is extended and its
+ * proto/host kept; from anyone else they are replaced, so a client cannot forge them.
+ */
+export function forwardedFor(r: ForwardingFacts): ForwardedFor {
+  const peer = r.peer;
+  const h = r.headers;
+  if (r.peerTrusted) {
+    const prior = h['x-forwarded-for'];
+    const proto = h['x-forwarded-proto'];
+    const host = h['x-forwarded-host'];
+    return {
+      requestId: r.requestId,
+      forwardedFor: prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer,
+      proto: typeof proto === 'string' && proto ? proto : 'http',
+      host: typeof host === 'string' && host ? host : h.host,
+    };
+  }
+  return { requestId: r.requestId, forwardedFor: peer, proto: 'http', host: h.host };
 }

@@ -1,26 +1,29 @@
 import { Pool } from 'undici';
+import { HealthRegistry, type InstanceHealth } from '../health/health-registry.ts';
 
 /**
  * One model-server instance: its keep-alive connection pool and its live state. Keyed by
  * origin in {@link InstanceRegistry}, so a config reload that keeps an instance keeps its
- * pool, in-flight count and health (Caddy's `Host` vs `Upstream` split).
+ * pool, in-flight count and health (Caddy's `Host` vs `Upstream` split). Two deployments
+ * (or endpoints) naming the same origin share this one instance: it is one server, so its
+ * connections, in-flight count and health are one too (compile warns about it).
  */
 export class Instance {
   readonly origin: string;
   readonly pool: Pool;
   /** Requests sent and not yet finished. Drives least-in-flight selection. */
   inFlight = 0;
-  /** Readiness as last decided by probes; true when the deployment has no probe. */
-  ready = true;
-  /** Passive outlier detection puts an instance aside until this time (ms). */
-  ejectedUntil = 0;
+  /** Readiness and ejection, kept by origin in the {@link HealthRegistry}. */
+  health: InstanceHealth;
 
   /** Ready and not ejected at `now`: may be sent traffic. */
   takesTraffic(now: number): boolean {
-    return this.ready && this.ejectedUntil <= now;
+    return this.health.takesTraffic(now);
   }
-  constructor(origin: string) {
+
+  constructor(origin: string, health: InstanceHealth) {
     this.origin = origin;
+    this.health = health;
     this.pool = new Pool(origin, {
       // Keep-alive and enough sockets that the per-instance concurrency cap, not the pool, is
       // what queues requests. Timeouts are set per request from the deployment's settings.
@@ -47,14 +50,17 @@ export class InstanceRegistry {
   /** Instances no snapshot names any more, closing after a grace period. */
   readonly #retired = new Map<string, { inst: Instance; timer: NodeJS.Timeout }>();
   readonly #graceMs: number;
+  /** Readiness and ejection by origin; an instance revived from retirement picks its entry up again. */
+  readonly health: HealthRegistry;
 
   /**
    * @param graceMs how long a dropped instance's pool stays open: a request that read the
    * previous snapshot may still be on its way to it (an async policy such as a token
    * signature check sits between reading the snapshot and dispatching).
    */
-  constructor(graceMs = 30_000) {
+  constructor(graceMs = 30_000, health = new HealthRegistry()) {
     this.#graceMs = graceMs;
+    this.health = health;
   }
 
   /** The instance for an origin, created on first use (or revived if recently dropped). */
@@ -66,7 +72,8 @@ export class InstanceRegistry {
         clearTimeout(retired.timer);
         this.#retired.delete(origin);
       }
-      inst = retired?.inst ?? new Instance(origin);
+      inst = retired?.inst ?? new Instance(origin, this.health.get(origin));
+      inst.health = this.health.get(origin);
       this.#byOrigin.set(origin, inst);
     }
     return inst;
@@ -74,6 +81,7 @@ export class InstanceRegistry {
 
   /** Retire every instance whose origin is not in `keep`: its pool closes after the grace period. */
   retain(keep: ReadonlySet<string>): void {
+    this.health.retain(keep);
     for (const [origin, inst] of this.#byOrigin) {
       if (keep.has(origin)) continue;
       this.#byOrigin.delete(origin);

@@ -9,24 +9,24 @@ export function pickInstance(
   instances: readonly Instance[],
   now: number,
   random: () => number,
-  exclude?: Instance,
+  exclude?: readonly Instance[],
 ): Instance | undefined {
   const n = instances.length;
   if (n === 1) {
     const only = instances[0];
-    return only && only.takesTraffic(now) && only !== exclude ? only : undefined;
+    return only && only.takesTraffic(now) && !exclude?.includes(only) ? only : undefined;
   }
   const a = instances[Math.floor(random() * n)];
   let b = instances[Math.floor(random() * (n - 1))];
   if (b === a) b = instances[n - 1];
-  const okA = a !== undefined && a !== exclude && a.takesTraffic(now) ? a : undefined;
-  const okB = b !== undefined && b !== exclude && b.takesTraffic(now) ? b : undefined;
+  const okA = a !== undefined && !exclude?.includes(a) && a.takesTraffic(now) ? a : undefined;
+  const okB = b !== undefined && !exclude?.includes(b) && b.takesTraffic(now) ? b : undefined;
   if (okA && okB) return okA.inFlight <= okB.inFlight ? okA : okB;
   if (okA ?? okB) return okA ?? okB;
   // Both picks unusable: fall back to a scan so one bad pair never hides a good instance.
   let best: Instance | undefined;
   for (const i of instances) {
-    if (i === exclude || !i.takesTraffic(now)) continue;
+    if (exclude?.includes(i) || !i.takesTraffic(now)) continue;
     if (!best || i.inFlight < best.inFlight) best = i;
   }
   return best;

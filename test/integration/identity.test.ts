@@ -107,7 +107,7 @@ test('regenerating a key: shown once, effective at once, old value rejected, kep
   assert.equal(bad.json<{ error: { request_id: string } }>().error.request_id, bad.headers['x-request-id']);
   const patch = await call(`${gw.adminUrl}/admin/endpoints/both`, { method: 'PATCH', body: '{}', headers: bearer(ADMIN) });
   assert.equal(patch.status, 405);
-  assert.equal(patch.headers.allow, 'GET');
+  assert.equal(patch.headers.allow, 'GET, HEAD', 'HEAD works wherever GET does (RFC 9110 §9.3.2)');
 
   const r = await call(url, { body: '{"key_type":"primary"}', headers: bearer(ADMIN) });
   assert.equal(r.status, 200);

@@ -97,8 +97,9 @@ test('the admin listener never serves invocation traffic', async () => {
   const r = await call(`${gw.adminUrl}/endpoints/open/score`, { body: '{}', headers: bearer(KEY) });
   assert.equal(r.status, 404);
   assert.equal(model.seen.filter((s) => s.url === '/score').length >= 1, true);
-  assert.equal(config({ endpoints: {} }).server.admin_listen.host, '127.0.0.1', 'admin defaults to loopback');
-  assert.equal(config({ endpoints: {} }).server.listen.host, '0.0.0.0');
+  const minimal = { endpoints: { open: { keys: { primary: KEY }, deployments: { blue: { instances: [model.url] } } } } };
+  assert.equal(config(minimal).server.admin_listen.host, '127.0.0.1', 'admin defaults to loopback');
+  assert.equal(config(minimal).server.listen.host, '0.0.0.0');
   const metrics = (await call(`${gw.adminUrl}/metrics`)).body;
   assert.ok(metrics.includes(`switchyard_instance_ready{endpoint="privy",deployment="blue",instance="${model.url}"} 1`), 'every instance has a readiness series');
 });

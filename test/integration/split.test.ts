@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Pool } from 'undici';
-import { SmoothWeightedSplit } from '../../gateway/split.ts';
+import { SmoothWeightedSplit } from '../../gateway/routing/split.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 
 function picks(weights: Record<string, number>, n: number): (string | undefined)[] {

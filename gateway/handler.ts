@@ -1,0 +1,117 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ListenerKind, Verdict } from '../policies/policy.ts';
+import type { Clock } from './clock.ts';
+import { GatewayError } from './errors.ts';
+import { Exchange } from './exchange.ts';
+import { runPolicies } from './pipeline.ts';
+import type { RequestObserver } from './request-observer.ts';
+import { matchRoute, upstreamPath } from './routing/route.ts';
+import { selectDeployment } from './routing/select-deployment.ts';
+import type { CompiledDeployment, CompiledEndpoint, Snapshot } from './snapshot/compile.ts';
+import { requestBody } from './upstream/body.ts';
+import { Forward } from './upstream/forward.ts';
+import { forwardedFor, upstreamHeaders } from './upstream/headers.ts';
+
+/** What the walk needs from the gateway around it. */
+export interface HandlerDeps {
+  /** The current snapshot, read once per request. */
+  readonly snapshot: () => Snapshot;
+  readonly draining: () => boolean;
+  readonly observer: RequestObserver;
+  /** Called once per request, when it began and when its response closed (after it was recorded). */
+  readonly onStart: () => void;
+  readonly onEnd: () => void;
+  readonly clock: Clock;
+  readonly random: () => number;
+}
+
+const NOT_FOUND = new GatewayError('EndpointNotFound');
+const DRAINING = new GatewayError('Draining', undefined, { connection: 'close' });
+const INTERNAL = new GatewayError('InternalError');
+
+/**
+ * The invocation data path, one walk, each step once and in order:
+ *
+ *   route → endpoint policies → select deployment → deployment policies → (mirror) → forward
+ *
+ * No step calls back into an earlier one; the only way back is the exchange's after-hooks,
+ * which are data. The walk stays synchronous until a policy returns a promise.
+ */
+export class Handler {
+  readonly #deps: HandlerDeps;
+
+  constructor(deps: HandlerDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Serve one request that arrived on `listener`. `expectContinue`: the client sent
+   * `Expect: 100-continue` and waits to be invited to upload.
+   */
+  serve(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue: boolean): void {
+    const deps = this.#deps;
+    deps.onStart();
+    const ex = new Exchange(req, res, listener, deps.snapshot(), expectContinue);
+    // One close listener per request: abort what is in flight, run after-hooks, record.
+    res.once('close', () => {
+      const outcome = ex.close((err) => deps.observer.error(ex, err));
+      deps.observer.end(ex, outcome);
+      deps.onEnd();
+    });
+    if (deps.draining()) return ex.fail(DRAINING);
+
+    const m = matchRoute(req.url ?? '/', req.headers.host, ex.snapshot.hostSuffix);
+    const endpoint = m && ex.snapshot.endpoints.get(m.endpoint);
+    if (!m || !endpoint) return ex.fail(NOT_FOUND);
+    ex.endpoint = endpoint.name;
+    ex.upstreamPath = m.rest;
+    this.#policies(ex, endpoint, undefined);
+  }
+
+  /** Run a stage's policies, then go on with `next` (sync unless a policy is async). */
+  #policies(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment | undefined): void {
+    const list = deployment ? deployment.policies : endpoint.policies;
+    let verdict: Verdict | Promise<Verdict>;
+    try {
+      verdict = runPolicies(ex, list);
+    } catch (err) {
+      return this.#internal(ex, err);
+    }
+    if (verdict instanceof Promise) {
+      verdict.then((v) => this.#afterStage(ex, endpoint, deployment, v), (err: unknown) => this.#internal(ex, err));
+    } else {
+      this.#afterStage(ex, endpoint, deployment, verdict);
+    }
+  }
+
+  #afterStage(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment | undefined, v: Verdict): void {
+    if (v.kind === 'reject') return ex.fail(v.error, v.reason);
+    if (ex.res.destroyed) return;
+    if (deployment) return this.#forward(ex, deployment);
+    const chosen = selectDeployment(ex, endpoint);
+    if (chosen instanceof GatewayError) return ex.fail(chosen);
+    ex.deployment = chosen.name;
+    if (chosen.policies.length === 0) return this.#forward(ex, chosen);
+    this.#policies(ex, endpoint, chosen);
+  }
+
+  #forward(ex: Exchange, deployment: CompiledDeployment): void {
+    // The mirror plan slots in here: it sees the chosen deployment and whether it was pinned.
+    const body = requestBody(ex);
+    if (body instanceof GatewayError) return ex.fail(body);
+    const req = ex.req;
+    const request = {
+      method: req.method ?? 'GET',
+      path: upstreamPath(ex.upstreamPath, deployment.scoringRoute),
+      headers: upstreamHeaders(req.rawHeaders, req.headers.connection, forwardedFor(ex)),
+      body,
+      timeoutMs: deployment.timeoutMs,
+    };
+    new Forward(ex, ex, deployment, request, this.#deps.clock, this.#deps.random).start();
+  }
+
+  #internal(ex: Exchange, err: unknown): void {
+    this.#deps.observer.error(ex, err);
+    ex.fail(INTERNAL);
+  }
+}

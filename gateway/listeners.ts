@@ -1,0 +1,72 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ListenerKind } from '../policies/policy.ts';
+
+/** Where to bind. `reusePort` lets several worker processes share one port (Linux). */
+export interface ListenSpec {
+  readonly host: string;
+  readonly port: number;
+  readonly reusePort?: boolean;
+}
+
+/** What serves a request on an invocation listener. */
+export type ServeFn = (req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue: boolean) => void;
+
+/** Bound addresses, for printing and for tests that listen on port 0. */
+export interface GatewayAddresses {
+  readonly public: AddressInfo;
+  readonly private: AddressInfo | undefined;
+  readonly admin: AddressInfo;
+}
+
+/** Bind `server`; rejects with the listen error (EADDRINUSE names the address). */
+export function listen(server: Server, at: ListenSpec): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: at.port, host: at.host, reusePort: at.reusePort ?? false }, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** An HTTP server for invocation traffic on one listener. */
+export function invocationServer(kind: ListenerKind, serve: ServeFn): Server {
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => serve(req, res, kind, false));
+  // Without this listener Node answers 100 Continue before the gateway has looked at the
+  // request; with it, the walk invites the upload only once it accepts the request.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => serve(req, res, kind, true));
+  return server;
+}
+
+/** The process's listeners: public, optional private, admin. */
+export class Listeners {
+  readonly #servers: { kind: ListenerKind | 'admin'; server: Server }[] = [];
+
+  /** Bind every listener, in order; on failure the ones already bound are closed by {@link closeAll}. */
+  async bind(specs: { kind: ListenerKind | 'admin'; server: Server; at: ListenSpec }[]): Promise<AddressInfo[]> {
+    const out: AddressInfo[] = [];
+    for (const s of specs) {
+      this.#servers.push({ kind: s.kind, server: s.server });
+      out.push(await listen(s.server, s.at));
+    }
+    return out;
+  }
+
+  /** Stop accepting invocations; idle keep-alive connections close now, busy ones after their response. */
+  stopInvocations(): void {
+    for (const { kind, server } of this.#servers) {
+      if (kind === 'admin') continue;
+      server.close();
+      server.closeIdleConnections();
+    }
+  }
+
+  /** Close every listener and connection at once. */
+  closeAll(): void {
+    for (const { server } of this.#servers) {
+      server.close();
+      server.closeAllConnections();
+    }
+  }
+}

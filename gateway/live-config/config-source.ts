@@ -1,0 +1,61 @@
+import { formatIssues, loadConfigFile } from '../../config/load.ts';
+import type { GatewayConfig } from '../../config/schema.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Snapshot } from '../snapshot/compile.ts';
+
+/** The outcome of a reload. */
+export type ReloadResult = { readonly ok: true; readonly version: string } | { readonly ok: false; readonly error: string };
+
+/**
+ * Where the running config comes from: the config file today (admin edits and a shared
+ * Redis document will join here). A reload reads, validates and applies whole or not at
+ * all; an invalid file is refused, logged and counted, and the running config stays.
+ */
+export class FileConfigSource {
+  readonly file: string | undefined;
+  readonly #env: NodeJS.ProcessEnv | undefined;
+  readonly #apply: (cfg: GatewayConfig) => Snapshot;
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(file: string | undefined, env: NodeJS.ProcessEnv | undefined, apply: (cfg: GatewayConfig) => Snapshot, metrics: Metrics, log: Logger) {
+    this.file = file;
+    this.#env = env;
+    this.#apply = apply;
+    this.#metrics = metrics;
+    this.#log = log;
+  }
+
+  /**
+   * Re-read the file. Reloads run one at a time (SIGHUP and a file change can arrive
+   * together), so the last one started is the one that stays.
+   */
+  reload(): Promise<ReloadResult> {
+    const next = this.#queue.then(() => this.#reload());
+    this.#queue = next.then(() => undefined, () => undefined);
+    return next;
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    const file = this.file;
+    if (!file) return { ok: false, error: 'no config file to reload' };
+    const r = await loadConfigFile(file, this.#env);
+    if (!r.ok) {
+      this.#metrics.reloads.inc({ result: 'failure' });
+      this.#log.error({ file, issues: r.issues }, 'config reload refused; the running config stays');
+      return { ok: false, error: formatIssues(r.issues) };
+    }
+    try {
+      const snap = this.#apply(r.config);
+      this.#metrics.reloads.inc({ result: 'success' });
+      this.#log.info({ file, config_version: snap.version }, 'config reloaded');
+      return { ok: true, version: snap.version };
+    } catch (err) {
+      this.#metrics.reloads.inc({ result: 'failure' });
+      this.#log.error({ file, err }, 'config reload failed to compile; the running config stays');
+      return { ok: false, error: String(err) };
+    }
+  }
+}

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { BlockList } from 'node:net';
+import { addCidr } from '../../config/cidr.ts';
+import type { DeploymentConfig, EndpointConfig, GatewayConfig } from '../../config/schema.ts';
+import { DEPLOYMENT_POLICIES, ENDPOINT_POLICIES } from '../../policies/index.ts';
+import type { Policy, PolicyDeps, PolicyFactory, PolicyScope } from '../../policies/policy.ts';
+import { SmoothWeightedSplit } from '../routing/split.ts';
+import type { Instance, InstanceRegistry } from '../upstream/instance.ts';
+
+/** A deployment as the request path needs it. */
+export interface CompiledDeployment {
+  readonly name: string;
+  readonly instances: readonly Instance[];
+  readonly scoringRoute: string;
+  readonly timeoutMs: number;
+  /** Deployment-stage policies, in order (empty when none applies). */
+  readonly policies: readonly Policy[];
+}
+
+/** An endpoint as the request path needs it: policies in order, deployments, the split. */
+export interface CompiledEndpoint {
+  readonly name: string;
+  readonly policies: readonly Policy[];
+  readonly deployments: ReadonlyMap<string, CompiledDeployment>;
+  /** Live split position, kept in the state registry: a recompile does not restart it. */
+  readonly split: SmoothWeightedSplit;
+}
+
+/**
+ * An immutable compiled config. The request path reads `store.current` once and uses
+ * that snapshot to the end, so a reload never changes a request midway.
+ */
+export interface Snapshot {
+  /** sha256 of the canonical config: the admin API's ETag and a log field. */
+  readonly version: string;
+  readonly config: GatewayConfig;
+  readonly endpoints: ReadonlyMap<string, CompiledEndpoint>;
+  readonly hostSuffix: string | undefined;
+  readonly maxBodyBytes: number;
+  readonly trustedProxies: BlockList | undefined;
+  /** Every instance origin the snapshot uses (the registries keep these). */
+  readonly origins: ReadonlySet<string>;
+  /** Legal but noteworthy settings, logged at load. */
+  readonly warnings: readonly string[];
+}
+
+/** Live pieces compile wires in: they outlive any one snapshot. */
+export interface CompileDeps {
+  readonly instances: InstanceRegistry;
+  readonly policy: PolicyDeps;
+}
+
+/** Hash of the config as JSON with sorted keys: equal configs, equal versions. */
+export function configVersion(cfg: unknown): string {
+  const canonical = JSON.stringify(cfg, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v);
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 22);
+}
+
+function policiesFor(factories: readonly PolicyFactory[], scope: PolicyScope, deps: PolicyDeps): readonly Policy[] {
+  const out: Policy[] = [];
+  for (const f of factories) {
+    const p = f.create(scope, deps);
+    if (p) out.push(p);
+  }
+  return Object.freeze(out);
+}
+
+function compileDeployment(scope: PolicyScope, name: string, d: DeploymentConfig, deps: CompileDeps): CompiledDeployment {
+  return Object.freeze({
+    name,
+    instances: Object.freeze(d.instances.map((o) => deps.instances.acquire(new URL(o).origin))),
+    scoringRoute: d.scoring_route,
+    timeoutMs: d.request_settings.request_timeout_ms,
+    policies: policiesFor(DEPLOYMENT_POLICIES, { ...scope, deployment: { name, config: d } }, deps.policy),
+  });
+}
+
+function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, deps: CompileDeps, warnings: string[]): CompiledEndpoint {
+  const scope: PolicyScope = { gateway: cfg, endpoint: name, endpointConfig: ep };
+  const deployments = new Map<string, CompiledDeployment>();
+  for (const [dname, d] of Object.entries(ep.deployments)) deployments.set(dname, compileDeployment(scope, dname, d, deps));
+  // The split's position is live state: a recompile with the same weights (a key
+  // regeneration, an unrelated edit) carries on where it was, so 90/10 stays exact.
+  const split = deps.policy.state.get(`split:${name}:${JSON.stringify(ep.traffic)}`, () => new SmoothWeightedSplit(ep.traffic));
+  if (split.empty) warnings.push(`endpoints.${name}.traffic: no deployment has positive traffic; only requests naming a deployment in azureml-model-deployment are served`);
+  const notYet = (['mirror_traffic', 'sticky', 'rate_limit'] as const).filter((k) => {
+    const v = ep[k];
+    return v !== undefined && (typeof v !== 'object' || Object.keys(v).length > 0);
+  });
+  for (const k of notYet) warnings.push(`endpoints.${name}.${k}: accepted but not enforced by this version`);
+  return Object.freeze({ name, policies: policiesFor(ENDPOINT_POLICIES, scope, deps.policy), deployments, split });
+}
+
+/**
+ * Two deployments naming one origin share one instance (pool, in-flight count, health):
+ * it is one server. Legal, but worth saying, since weights then do not split the load.
+ */
+function sharedOrigins(cfg: GatewayConfig, warnings: string[]): Set<string> {
+  const users = new Map<string, string[]>();
+  for (const [ename, ep] of Object.entries(cfg.endpoints)) {
+    for (const [dname, d] of Object.entries(ep.deployments)) {
+      for (const u of d.instances) {
+        const origin = new URL(u).origin;
+        const list = users.get(origin) ?? [];
+        list.push(`endpoints.${ename}.deployments.${dname}`);
+        users.set(origin, list);
+      }
+    }
+  }
+  for (const [origin, list] of users) {
+    if (list.length > 1) warnings.push(`${origin} is an instance of ${list.join(' and ')}: they share its connections, in-flight count and health`);
+  }
+  return new Set(users.keys());
+}
+
+/** Compile a validated config into a frozen snapshot. Pure apart from acquiring live state. */
+export function compile(cfg: GatewayConfig, deps: CompileDeps): Snapshot {
+  const warnings: string[] = [];
+  const origins = sharedOrigins(cfg, warnings);
+  const endpoints = new Map<string, CompiledEndpoint>();
+  for (const [name, ep] of Object.entries(cfg.endpoints)) endpoints.set(name, compileEndpoint(cfg, name, ep, deps, warnings));
+  let trusted: BlockList | undefined;
+  if (cfg.server.trusted_proxies.length) {
+    trusted = new BlockList();
+    for (const c of cfg.server.trusted_proxies) addCidr(trusted, c);
+  }
+  if (cfg.server.max_body_bytes === 0) warnings.push('server.max_body_bytes: 0 means no request body is accepted');
+  return Object.freeze({
+    version: configVersion(cfg),
+    config: cfg,
+    endpoints,
+    hostSuffix: cfg.server.host_suffix,
+    maxBodyBytes: cfg.server.max_body_bytes,
+    trustedProxies: trusted,
+    origins,
+    warnings: Object.freeze(warnings),
+  });
+}

@@ -1,0 +1,187 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { GatewayError } from '../errors.ts';
+import { downstreamHeaders } from './headers.ts';
+import type { Instance } from './instance.ts';
+import type { Sink } from './sink.ts';
+
+/** Told once how an attempt ended. */
+export interface AttemptListener {
+  attemptDone(r: AttemptResult): void;
+}
+
+/** How one attempt at an instance ended. */
+export type AttemptResult =
+  | { readonly kind: 'response'; readonly complete: boolean }
+  | { readonly kind: 'error'; readonly error: GatewayError; readonly connectFailed: boolean };
+
+/** What to send upstream. */
+export interface AttemptRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly body: Readable | Buffer | null;
+  readonly timeoutMs: number;
+}
+
+// Errors that mean no byte reached the instance, so any request may go to another one.
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
+]);
+const TIMED_OUT = new GatewayError('GatewayTimeout');
+const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true });
+const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false });
+
+/**
+ * One attempt to forward a request to an instance, as an undici dispatch handler: the
+ * response streams to the sink chunk by chunk with backpressure (the upstream is paused
+ * while the client socket is full), so SSE and other streamed answers pass unbuffered.
+ */
+export class Attempt implements Dispatcher.DispatchHandler {
+  readonly #sink: Sink;
+  readonly #instance: Instance;
+  readonly #done: AttemptListener;
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #finished = false;
+  #abortReason: Error | undefined;
+  // request_timeout_ms: undici's own header/body timers tick at 1 s resolution (a 200 ms
+  // setting fired after ~1 s), so one native timer per attempt enforces it instead.
+  #timer: NodeJS.Timeout | undefined;
+  #uploading = false;
+  #paused = false;
+
+  constructor(sink: Sink, instance: Instance, done: AttemptListener) {
+    this.#sink = sink;
+    this.#instance = instance;
+    this.#done = done;
+  }
+
+  /** Send the request. */
+  start(req: AttemptRequest): void {
+    this.#instance.inFlight++;
+    this.#timer = setTimeout(() => this.#onTimeout(), req.timeoutMs);
+    if (req.body && !Buffer.isBuffer(req.body) && !req.body.readableEnded) {
+      // As with undici's headers timeout, the wait for the answer starts when the upload ends.
+      this.#uploading = true;
+      req.body.once('end', () => {
+        this.#uploading = false;
+        if (!this.#finished) this.#timer?.refresh();
+      });
+    }
+    this.#instance.pool.dispatch({
+      path: req.path,
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      // Never let undici replay a request on its own: retries are decided here.
+      idempotent: false,
+    }, this);
+  }
+
+  /** The client went away: stop the upstream request and free its connection. */
+  abort(reason: Error): void {
+    if (this.#finished) return;
+    if (this.#controller) this.#controller.abort(reason);
+    else this.#abortReason = reason;
+  }
+
+  /**
+   * No response headers within `request_timeout_ms` of the upload's end, or no body chunk
+   * for as long: 504 (or a cut connection once headers are out). Time the client spends
+   * uploading, or not reading (upstream paused), is not the instance's fault.
+   */
+  #onTimeout(): void {
+    if (this.#finished) return;
+    if (this.#paused || (this.#uploading && !this.#status)) {
+      this.#timer?.refresh();
+      return;
+    }
+    if (this.#controller) {
+      this.#controller.abort(TIMED_OUT);
+      return;
+    }
+    // Still queued in the pool: answer now; onRequestStart aborts the request later.
+    this.#abortReason = TIMED_OUT;
+    this.#finish({ kind: 'error', error: TIMED_OUT, connectFailed: false });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#abortReason) controller.abort(this.#abortReason);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    const sink = this.#sink;
+    if (sink.destroyed) {
+      controller.abort(new Error('client closed'));
+      return;
+    }
+    this.#timer?.refresh();
+    const contentType = headers['content-type'];
+    // Throws on a header Node will not send (a malformed answer): undici then reports the
+    // error and, as nothing went out yet, the client gets a 502.
+    sink.writeHead(statusCode, downstreamHeaders(headers));
+    this.#status = statusCode;
+    // Event streams must reach the client at once, before the first event is produced.
+    if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) sink.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#timer?.refresh();
+    if (!this.#sink.write(chunk)) {
+      controller.pause();
+      this.#paused = true;
+      this.#sink.onDrain(() => {
+        this.#paused = false;
+        if (!this.#finished) this.#timer?.refresh();
+        controller.resume();
+      });
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#sink.end();
+    this.#finish(COMPLETE);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#sink.started) {
+      // Headers are out: the client can only learn of the failure by the cut connection.
+      this.#sink.cut();
+      this.#finish(CUT_OFF);
+      return;
+    }
+    this.#finish({ kind: 'error', error: toGatewayError(err), connectFailed: isConnectError(err) });
+  }
+
+  #finish(r: AttemptResult): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    this.#instance.inFlight--;
+    this.#done.attemptDone(r);
+  }
+}
+
+function errCode(err: Error): string | undefined {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code) return code;
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
+}
+
+function isConnectError(err: Error): boolean {
+  const code = errCode(err);
+  return code !== undefined && CONNECT_ERRORS.has(code);
+}
+
+/** Map an upstream failure to the catalogue: our own errors (413, 504) pass, the rest are 502. */
+export function toGatewayError(err: Error): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const code = errCode(err);
+  return new GatewayError('BadGateway', `The model instance failed to answer (${code ?? 'error'}).`);
+}
