@@ -117,6 +117,7 @@ export function entraVerifier(cfg: GatewayConfig, deps: PolicyDeps): TokenVerifi
     tenants: entra.tenants,
     audiences: entra.audiences,
     clockSkewS: entra.clock_skew_s,
+    fetchTimeoutMs: entra.fetch_timeout_ms,
     now: deps.clock,
     jwks,
     discovery,
