@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -7,8 +8,20 @@ import { z } from 'zod';
  * exist) live in {@link ./validate.ts} so each can name its own path.
  */
 
+/** An IP literal (`0.0.0.0`, `::1`) or an RFC 1123 hostname, as `server.listen` binds it. */
+export function isListenHost(s: string): boolean {
+  if (isIP(s)) return true;
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  return name.length > 0 && name.length <= 253
+    && name.split('.').every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
+const listenHost = z.string().refine(isListenHost, {
+  message: 'must be an IP address (0.0.0.0, ::1; no brackets) or a hostname',
+});
+
 const hostPort = z.strictObject({
-  host: z.string().min(1).default('0.0.0.0').describe('address to bind'),
+  host: listenHost.default('0.0.0.0').describe('address to bind'),
   port: z.number().int().min(0).max(65535).describe('TCP port; 0 picks a free one'),
 });
 export type HostPort = z.infer<typeof hostPort>;
@@ -38,33 +51,73 @@ const outlierDetection = z.strictObject({
   max_ejection_percent: z.number().int().min(0).max(100).default(50),
 });
 
-const instanceUrl = z.string().refine((s) => {
+function parseUrl(s: string): URL | undefined {
   try {
-    const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && (u.pathname === '/' || u.pathname === '') && !u.search;
+    return new URL(s);
   } catch {
-    return false;
+    return undefined;
   }
-}, { message: 'must be an http(s) origin such as http://10.0.0.11:5001 (no path or query)' });
+}
 
-const deployment = z.strictObject({
+// Messages never quote the URL: one with `user:password@` would put the password in the log.
+const instanceUrl = z.string()
+  .refine((s) => {
+    const u = parseUrl(s);
+    return u !== undefined && (u.protocol === 'http:' || u.protocol === 'https:') && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash;
+  }, { message: 'must be an http(s) origin such as http://10.0.0.11:5001 (no path or query)', abort: true })
+  .refine((s) => {
+    const u = parseUrl(s);
+    return !u?.username && !u?.password;
+  }, { message: 'must not contain user:password@ (it would not be sent to the instance); remove the credentials from the URL' });
+
+/**
+ * An origin-form path (RFC 9112 §3.2.1): `/` then segments of RFC 3986 pchar (unreserved,
+ * %XX, sub-delims, `:` and `@`). No space, control character, non-ASCII, `?` or `#`.
+ */
+const ORIGIN_PATH = /^(?:\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)+$/;
+
+/** RFC 9110 token: what an HTTP header name may be. */
+const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'must be an HTTP header name' }).toLowerCase();
+
+const circuitBreaker = z.strictObject({
+  error_threshold_percent: z.number().int().min(1).max(100).default(50),
+  volume_threshold: z.number().int().min(1).default(20),
+  window_s: seconds.positive().default(10),
+  reset_timeout_s: seconds.positive().default(30),
+});
+
+export const deploymentSchema = z.strictObject({
   instances: z.array(instanceUrl).min(1),
-  scoring_route: z.string().startsWith('/').default('/score'),
+  scoring_route: z.string().regex(ORIGIN_PATH, {
+    message: 'must be a path such as /score: RFC 3986 path characters only (no space, control character, non-ASCII, ? or #; percent-encode them)',
+  }).default('/score'),
   request_settings: requestSettings.prefault({}),
   readiness_probe: probe.optional(),
   outlier_detection: outlierDetection.optional(),
+  circuit_breaker: circuitBreaker.optional(),
 });
-export type DeploymentConfig = z.infer<typeof deployment>;
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
 
-/** A key as written: a literal (possibly from `${ENV}`) or `sha256:<64 hex>`. */
-const keyValue = z.string().min(1).refine(
-  (s) => !s.startsWith('sha256:') || /^sha256:[0-9a-fA-F]{64}$/.test(s),
-  { message: 'a digest must be sha256: followed by 64 hex digits' },
-);
+/**
+ * A key as written: a literal (possibly from `${ENV}`) or `sha256:<64 hex>`. Messages
+ * never quote it. Surrounding whitespace is refused: a bearer token never carries it, so
+ * such a key could never match and the endpoint would be locked out.
+ */
+const keyText = z.string()
+  .refine((s) => s.trim() === s, { message: 'has leading or trailing whitespace (a key is compared exactly; no caller could send it)' })
+  .refine(
+    (s) => !s.startsWith('sha256:') || /^sha256:[0-9a-fA-F]{64}$/.test(s),
+    { message: 'a digest must be sha256: followed by 64 hex digits' },
+  );
+const keyValue = keyText.refine((s) => s !== '', { message: 'must not be empty' });
+
+const priorityClass = z.enum(['critical', 'standard', 'sheddable']);
 
 const name = z.string().regex(/^[a-z][a-z0-9-]{2,31}$/, {
   message: 'must be 3-32 characters of a-z, 0-9 and -, starting with a letter',
 });
+
+export const NO_ENDPOINTS = 'a config needs at least one endpoint';
 
 const cidr = z.string().min(1).describe('an IPv4 or IPv6 CIDR such as 10.0.0.0/8, or a single address');
 
@@ -77,34 +130,51 @@ export const endpointSchema = z.strictObject({
   traffic: z.record(z.string(), z.number().int().min(0).max(100)).default({}),
   mirror_traffic: z.record(z.string(), z.number().int().min(0).max(50)).default({}),
   mirror_max_body_bytes: z.number().int().min(0).default(1_048_576),
+  mirror_compare: z.strictObject({
+    noise_baseline: z.boolean().default(false).describe("learn live's own noise"),
+    number_tolerance: z.number().min(0).default(1e-6),
+  }).optional(),
   sticky: z.strictObject({ header: z.string().min(1).toLowerCase() }).optional(),
   rate_limit: z.strictObject({
     requests_per_second: z.number().positive(),
     burst: z.number().int().min(1).optional(),
     per: z.enum(['endpoint', 'caller']).default('endpoint'),
   }).optional(),
-  deployments: z.record(name, deployment).refine((d) => Object.keys(d).length > 0, {
+  priority: z.strictObject({
+    header: headerName.default('x-priority'),
+    default: priorityClass.default('standard'),
+    callers: z.record(z.string().min(1), priorityClass).default({}),
+  }).optional(),
+  deployments: z.record(name, deploymentSchema).refine((d) => Object.keys(d).length > 0, {
     message: 'an endpoint needs at least one deployment',
   }),
 });
 export type EndpointConfig = z.infer<typeof endpointSchema>;
 
+export const serverSchema = z.strictObject({
+  listen: hostPort.prefault({ port: 8080 }),
+  private_listen: hostPort.optional(),
+  admin_listen: hostPort.extend({ host: listenHost.default('127.0.0.1') }).prefault({ port: 9090 }),
+  host_suffix: z.string().min(2).startsWith('.').toLowerCase().optional(),
+  trusted_proxies: z.array(cidr).default([]),
+  // 0 is refused, not read as "no limit" (NGINX users would read it that way) nor as
+  // "no body" (which would answer every request that has one with 413).
+  max_body_bytes: z.number().int().min(1, { message: 'must be at least 1 (0 does not mean unlimited here: it would refuse every body)' }).default(10_485_760),
+  request_buffering_bytes: z.number().int().min(0).default(1_048_576)
+    .describe('request bodies up to this size are read whole before an upstream connection is taken; larger ones stream'),
+  client_header_timeout_ms: z.number().int().min(1).default(30_000)
+    .describe('request headers not complete by then: 408'),
+  client_body_timeout_ms: z.number().int().min(1).default(30_000)
+    .describe('an upload silent this long: 408'),
+  shutdown_grace_ms: z.number().int().min(0).default(30_000),
+  load_shedding: z.strictObject({
+    max_event_loop_delay_ms: z.number().int().min(1).default(100)
+      .describe('past this event-loop delay new requests get 503 Overloaded, sheddable first'),
+  }).optional(),
+});
+
 export const configSchema = z.strictObject({
-  server: z.strictObject({
-    listen: hostPort.prefault({ port: 8080 }),
-    private_listen: hostPort.optional(),
-    admin_listen: hostPort.extend({ host: z.string().min(1).default('127.0.0.1') }).prefault({ port: 9090 }),
-    host_suffix: z.string().min(2).startsWith('.').toLowerCase().optional(),
-    trusted_proxies: z.array(cidr).default([]),
-    max_body_bytes: z.number().int().min(0).default(10_485_760),
-    request_buffering_bytes: z.number().int().min(0).default(1_048_576)
-      .describe('request bodies up to this size are read whole before an upstream connection is taken; larger ones stream'),
-    client_header_timeout_ms: z.number().int().min(1).default(30_000)
-      .describe('request headers not complete by then: 408'),
-    client_body_timeout_ms: z.number().int().min(1).default(30_000)
-      .describe('an upload silent this long: 408'),
-    shutdown_grace_ms: z.number().int().min(0).default(30_000),
-  }).prefault({}),
+  server: serverSchema.prefault({}),
   state: z.strictObject({
     redis_url: z.string().min(1).optional(),
     on_redis_error: z.enum(['local', 'open', 'closed']).default('local'),
@@ -120,7 +190,7 @@ export const configSchema = z.strictObject({
       .describe('discovery / JWKS fetch deadline; while the issuer fails, requests fail fast until the next retry'),
   }).optional(),
   admin: z.strictObject({
-    keys: z.array(z.union([z.literal(''), keyValue])).default([])
+    keys: z.array(keyText).default([])
       .describe('Bearer keys for /admin: literal, ${ENV} (an unset variable with an empty default is skipped) or sha256:<hex>'),
     entra_roles: z.array(z.string().min(1)).default([]),
   }).prefault({}),
@@ -128,7 +198,11 @@ export const configSchema = z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     access_log: z.boolean().default(true),
   }).prefault({}),
-  endpoints: z.record(name, endpointSchema).default({}),
+  // Required and non-empty: a blank or truncated file must not take every endpoint offline
+  // on a reload (or start a gateway that answers 404 to everything).
+  endpoints: z.record(name, endpointSchema, {
+    error: (i) => (i.input === undefined || i.input === null ? NO_ENDPOINTS : undefined),
+  }).refine((e) => Object.keys(e).length > 0, { message: NO_ENDPOINTS }),
 });
 
 /** The validated, defaulted config (the shape users write, with every default filled in). */

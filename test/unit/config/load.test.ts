@@ -63,7 +63,8 @@ function assertProblems(r: Run, expected: string[]): void {
 test('a good file validates: exit 0', async () => {
   const r = await validate(GOOD);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stderr, '');
+  // Nothing but warnings (GOOD sets keys this version does not enforce yet).
+  for (const line of r.stderr.split('\n').filter(Boolean)) assert.match(line, /^warning: /);
   assert.match(r.stdout, /ok/);
 });
 
@@ -83,7 +84,7 @@ test('traffic or a mirror naming a missing deployment names its own path', async
 
 test('an unknown key is named with its full path', async () => {
   const r = await validate(GOOD.replace('  listen:', '  lsiten: { port: 1 }\n  listen:').replace('    auth_mode: key', '    auth_mode: key\n    colour: red'));
-  assertProblems(r, ['server.lsiten: unknown key', 'endpoints.cars.colour: unknown key']);
+  assertProblems(r, ['server.lsiten: unknown key; did you mean listen?', 'endpoints.cars.colour: unknown key']);
 });
 
 test('a bad endpoint name is named', async () => {

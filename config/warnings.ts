@@ -1,0 +1,51 @@
+/**
+ * Settings the schema accepts (so a SPEC §2 config loads) but this version does not act
+ * on yet. Each one the user actually wrote gets a warning at load and in `validate`, until
+ * the issue that implements it removes it from these lists. Works on the raw document:
+ * zod fills defaults in (every deployment "has" `max_queue_wait_ms: 500`), so the parsed
+ * config cannot tell a written key from a default one.
+ */
+
+/** Endpoint keys not enforced yet. */
+const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky', 'rate_limit', 'priority'] as const;
+/** Deployment keys not enforced yet. */
+const DEPLOYMENT_KEYS = ['readiness_probe', 'outlier_detection', 'circuit_breaker'] as const;
+/** `request_settings` keys not enforced yet. */
+const REQUEST_SETTINGS_KEYS = ['max_concurrent_requests_per_instance', 'max_queue_wait_ms'] as const;
+/** Top-level sections' keys not enforced yet, as [section, key]. */
+const SECTION_KEYS = [['state', 'redis_url'], ['server', 'load_shedding']] as const;
+
+export const NOT_ENFORCED = 'accepted but not enforced by this version';
+
+function obj(v: unknown): Record<string, unknown> | undefined {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function written(o: Record<string, unknown> | undefined, key: string): boolean {
+  return o !== undefined && Object.hasOwn(o, key) && o[key] !== undefined && o[key] !== null;
+}
+
+/**
+ * `endpoints.cars.rate_limit: accepted but not enforced by this version`, one per key the
+ * document sets. Safe on any input (an invalid document gets the warnings it can).
+ */
+export function notEnforcedWarnings(doc: unknown): string[] {
+  const root = obj(doc);
+  const out: string[] = [];
+  for (const [section, key] of SECTION_KEYS) {
+    if (written(obj(root?.[section]), key)) out.push(`${section}.${key}: ${NOT_ENFORCED}`);
+  }
+  for (const [name, raw] of Object.entries(obj(root?.endpoints) ?? {})) {
+    const ep = obj(raw);
+    const at = `endpoints.${name}`;
+    for (const k of ENDPOINT_KEYS) if (written(ep, k)) out.push(`${at}.${k}: ${NOT_ENFORCED}`);
+    for (const [dname, draw] of Object.entries(obj(ep?.deployments) ?? {})) {
+      const dep = obj(draw);
+      const dat = `${at}.deployments.${dname}`;
+      for (const k of DEPLOYMENT_KEYS) if (written(dep, k)) out.push(`${dat}.${k}: ${NOT_ENFORCED}`);
+      const rs = obj(dep?.request_settings);
+      for (const k of REQUEST_SETTINGS_KEYS) if (written(rs, k)) out.push(`${dat}.request_settings.${k}: ${NOT_ENFORCED}`);
+    }
+  }
+  return out;
+}
