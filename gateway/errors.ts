@@ -13,6 +13,7 @@ export const ERRORS = {
   NoPositiveTraffic: { status: 404, message: 'The endpoint has no deployment with positive traffic weight.' },
   NotFound: { status: 404, message: 'Not found.' },
   MethodNotAllowed: { status: 405, message: 'Method not allowed.' },
+  Conflict: { status: 409, message: 'The resource changed while the request was being handled; retry.' },
   PreconditionFailed: { status: 412, message: 'The resource changed since it was read (ETag mismatch).' },
   PayloadTooLarge: { status: 413, message: 'The request body exceeds the size limit.' },
   BadRequest: { status: 400, message: 'The request is malformed.' },

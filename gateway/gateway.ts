@@ -17,7 +17,7 @@ import { Metrics } from './metrics.ts';
 import { RequestObserver } from './request-observer.ts';
 import type { Snapshot } from './snapshot/compile.ts';
 import { ConfigStore } from './snapshot/store.ts';
-import { KeyStore } from './state/key-store.ts';
+import { KeyStore, KeySupersededError } from './state/key-store.ts';
 import { LiveStateRegistry } from './state/state-registry.ts';
 import { InstanceRegistry } from './upstream/instance.ts';
 
@@ -74,6 +74,8 @@ export class Gateway {
     };
     this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps }, this.state, this.log);
     this.store.subscribe((next) => this.#publishInstances(next, clock()));
+    // An endpoint removed from the config forgets its regenerated keys for good.
+    this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
     this.store.subscribe((next, prev) => {
       if (!prev) return;
       for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
@@ -171,6 +173,9 @@ export class Gateway {
     try {
       await this.keyStore.set(endpoint, slot, digest, configured, by);
     } catch (err) {
+      if (err instanceof KeySupersededError) {
+        throw new GatewayError('Conflict', 'The config file changed this key while the new one was being stored; the file\'s key is in force. Retry to regenerate it.');
+      }
       // Whole or not at all: a key that could not be stored is not made effective, or a
       // restart would bring the old one back.
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
@@ -225,10 +230,13 @@ export class Gateway {
     await this.close();
   }
 
-  /** Close listeners and pools at once. */
+  /** Close listeners and pools at once; wait for the state file to be up to date. */
   async close(): Promise<void> {
     this.#listeners.closeAll();
     await this.instances.close();
+    await this.keyStore.flush().catch((err: NodeJS.ErrnoException) => {
+      this.log.error({ file: this.keyStore.file, code: err.code }, 'state file not up to date');
+    });
     this.log.flush?.();
     this.accessLog.flush?.();
   }
