@@ -407,6 +407,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
 }
 
 const DEADLINE_MS = 150;
+/** Failing fast means well under the deadline of the test (loose, for loaded machines). */
+const FAST_MS = 150;
 
 test('hanging provider, cold start: the first token gets 401 after about fetch_timeout_ms, not 5 s', { timeout: 10_000 }, async (t) => {
   for (const which of ['discovery', 'jwks'] as const) {
@@ -423,7 +425,7 @@ test('hanging provider, cold start: the first token gets 401 after about fetch_t
 });
 
 test('failing provider: one fetch per retry time, one request waits for it, the rest fail fast with when', { timeout: 10_000 }, async (t) => {
-  const { clock, idp, verifier } = await setup(t, { fetchTimeoutMs: 300 });
+  const { clock, idp, verifier } = await setup(t, { fetchTimeoutMs: 400 });
   idp.setMode('hang');
   const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => idp.sign({ oid: `caller-${i}` })));
   const first = tokens[0];
@@ -436,7 +438,7 @@ test('failing provider: one fetch per retry time, one request waits for it, the 
   const burst = await Promise.all(tokens.map((tok) => timed(() => verifier.verify(tok))));
   for (const { value, ms } of burst) {
     assertRejected(value, 401, /^The identity provider is unavailable \(retrying in 5 s\)\.$/);
-    assert.ok(ms < 100, `failed fast? ${Math.round(ms)} ms`);
+    assert.ok(ms < FAST_MS, `failed fast? ${Math.round(ms)} ms`);
   }
   clock.advance(3_500);
   assertRejected(await verifier.verify(first), 401, /retrying in 2 s/);
@@ -452,11 +454,11 @@ test('failing provider: one fetch per retry time, one request waits for it, the 
   assert.equal(idp.hanging <= 1, true, 'at most one fetch in flight');
   for (const { value, ms } of during) {
     assertRejected(value, 401, /identity provider is unavailable/);
-    assert.ok(ms < 100, `failed fast during the probe? ${Math.round(ms)} ms`);
+    assert.ok(ms < FAST_MS, `failed fast during the probe? ${Math.round(ms)} ms`);
   }
   const p = await probe;
   assertRejected(p.value, 401, /retrying in 5 s/);
-  assert.ok(p.ms < 300 + 1_000, `probe bounded by the deadline: ${Math.round(p.ms)} ms`);
+  assert.ok(p.ms >= 400 - 20 && p.ms < 400 + 1_000, `probe bounded by the deadline: ${Math.round(p.ms)} ms`);
   assert.equal(idp.discoveryRequests, 2, 'exactly one fetch per retry time');
   assert.equal(idp.jwksRequests, 0);
 });
@@ -485,7 +487,7 @@ test('provider recovers: the next attempt after the retry time verifies again', 
 });
 
 test('provider hanging: tokens whose key is cached keep verifying at once; the refresh gives up at the deadline', { timeout: 10_000 }, async (t) => {
-  const { clock, idp, verifier, keys } = await setup(t, { fetchTimeoutMs: DEADLINE_MS });
+  const { clock, idp, verifier, keys } = await setup(t, { fetchTimeoutMs: 400 });
   assertAccepted(await verifier.verify(await idp.sign()));
   idp.setMode('hang');
   clock.advance(25 * HOUR_MS); // discovery and key set both stale: background refreshes start
@@ -493,7 +495,7 @@ test('provider hanging: tokens whose key is cached keep verifying at once; the r
   const results = await Promise.all(fresh.map((tok) => timed(() => verifier.verify(tok))));
   for (const { value, ms } of results) {
     assertAccepted(value);
-    assert.ok(ms < 100, `answered from the cached key set? ${Math.round(ms)} ms`);
+    assert.ok(ms < FAST_MS, `answered from the cached key set? ${Math.round(ms)} ms`);
   }
   const { ms: idleMs } = await timed(() => keys().idle());
   assert.ok(idleMs < 1_000, `the hanging refresh gave up at the deadline: ${Math.round(idleMs)} ms`);
@@ -507,9 +509,9 @@ test('provider hanging: tokens whose key is cached keep verifying at once; the r
   const before = idp.jwksRequests;
   const unknown = await Promise.all(rotated.map((tok) => timed(() => verifier.verify(tok))));
   for (const { value } of unknown) assertRejected(value, 401, /unknown key/);
-  const waited = unknown.filter(({ ms }) => ms >= 100);
+  const waited = unknown.filter(({ ms }) => ms >= FAST_MS);
   assert.ok(waited.length <= 1, `${waited.length} requests waited for the refetch`);
-  for (const { ms } of unknown) assert.ok(ms < DEADLINE_MS + 1_000, `${Math.round(ms)} ms`);
+  for (const { ms } of unknown) assert.ok(ms < 400 + 1_000, `${Math.round(ms)} ms`);
   assert.equal(idp.jwksRequests, before + 1);
   assertAccepted(await verifier.verify(await idp.sign({ oid: 'still-known' })));
 });
