@@ -75,7 +75,7 @@ function unknownKey(parent: readonly PropertyKey[], key: string, locate: Locate 
   // Under `keys` only a near-miss of a slot name is shown; elsewhere config-shaped words too.
   const secretish = parent.map(String).includes('keys');
   if (!at.note && (guess || (!secretish && CONFIG_WORD.test(key) && key.length <= 40))) {
-    return { path: `${at.path}.${key}`, message: `unknown key${hint}` };
+    return { path: zodPath([...parent, key]), message: `unknown key${hint}` };
   }
   // `primary "k-..."` or `primary:k-...`: a key with its separator missing.
   const glued = /^([a-z_]+)(?:[\s"':])/.exec(key)?.[1];

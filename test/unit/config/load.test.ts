@@ -159,3 +159,66 @@ test('an unset variable without a default is an error naming the path', async ()
   assert.notEqual(notNumber.code, 0);
   assert.ok(notNumber.lines.some((l) => l.startsWith('server.max_body_bytes: ')), notNumber.lines.join('\n'));
 });
+
+// Issue 7 item 1: a blank file (a truncated save, an emptied ConfigMap) must not take every
+// endpoint offline: validate refuses it, a reload refuses it, serve refuses to start on it.
+const BLANKS: Record<string, string> = {
+  empty: '',
+  'whitespace only': '  \n\n   \n',
+  'comments only': '# switchyard config\n# (being edited)\n',
+  'no endpoints key': 'server:\n  listen: { host: 127.0.0.1, port: 0 }\n  admin_listen: { host: 127.0.0.1, port: 0 }\n',
+  'empty endpoints': 'server:\n  listen: { host: 127.0.0.1, port: 0 }\n  admin_listen: { host: 127.0.0.1, port: 0 }\nendpoints: {}\n',
+};
+
+test('a blank or endpoint-less file is refused by validate, with a clear message', async () => {
+  for (const [what, yaml] of Object.entries(BLANKS)) {
+    const r = await validate(yaml);
+    assert.notEqual(r.code, 0, `${what}: must exit non-zero`);
+    assert.ok(r.lines.some((l) => /(^\(file\): the file is empty|^endpoints: ).*a config needs at least one endpoint$/.test(l)), `${what}:\n${r.lines.join('\n')}`);
+  }
+});
+
+test('serve refuses to start on a blank file (exit 2), instead of serving nothing', async () => {
+  for (const what of ['comments only', 'no endpoints key']) {
+    const file = join(dir, `blank-${what.replaceAll(' ', '-')}.yaml`);
+    await writeFile(file, BLANKS[what] ?? '');
+    const r = await new Promise<Run>((resolve) => {
+      execFile(process.execPath, [BIN, 'serve', '--config', file], { env: { PATH: process.env.PATH }, timeout: 10_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr, lines: [] });
+      });
+    });
+    assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, /a config needs at least one endpoint/);
+  }
+});
+
+test('the issue\'s key typo (missing colon) does not reach validate output', async () => {
+  const secret = 'k-SECRET-abcdef123456';
+  const r = await validate(GOOD.replace('keys: { primary: literal-key,', `keys: { primary "${secret}",`));
+  assert.notEqual(r.code, 0);
+  const out = `${r.stdout}${r.stderr}`;
+  for (let i = 0; i + 6 <= secret.length; i++) assert.ok(!out.includes(secret.slice(i, i + 6)), out);
+  assert.ok(r.lines.some((l) => /^endpoints\.cars\.keys: unknown key at line 8, column \d+ /.test(l)), r.lines.join('\n'));
+});
+
+test('schema and cross-field problems are listed together, in one run', async () => {
+  const r = await validate(GOOD
+    .replace('admin_listen: { port: 9090 }', 'admin_listen: { host: 127.0.0.1, port: 8080 }')
+    .replace('green: 10 }', 'green: 0 }')
+    .replace('    auth_mode: key', '    auth_mode: key\n    trafic: {}')
+    .replace('scoring_route: /score }', 'scoring_route: "/sc ore" }'));
+  assertProblems(r, [
+    'server.admin_listen: 127.0.0.1:8080 overlaps server.listen (127.0.0.1:8080): each listener needs its own address and port',
+    'endpoints.cars.trafic: unknown key; did you mean traffic?',
+    'endpoints.cars.traffic: values must sum to 100 or 0, got 90',
+  ]);
+  assert.ok(r.lines.some((l) => l.startsWith('endpoints.cars.deployments.blue.scoring_route: must be a path')), r.lines.join('\n'));
+  assert.equal(r.lines.length, 4, r.lines.join('\n'));
+});
+
+test('validate prints what is accepted but not enforced', { todo: 'gateway/cli.ts (validate) must print r.warnings' }, async () => {
+  const r = await validate(GOOD);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^warning: endpoints\.cars\.mirror_traffic: accepted but not enforced by this version$/m);
+  assert.match(r.stderr, /^warning: endpoints\.cars\.deployments\.shadow\.readiness_probe: accepted but not enforced by this version$/m);
+});
