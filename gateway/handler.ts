@@ -5,7 +5,7 @@ import { GatewayError } from './errors.ts';
 import { Exchange } from './exchange.ts';
 import { runPolicies } from './pipeline.ts';
 import type { RequestObserver } from './request-observer.ts';
-import { matchRoute, upstreamPath } from './routing/route.ts';
+import { matchRoute, requestTarget, upstreamPath } from './routing/route.ts';
 import { selectDeployment } from './routing/select-deployment.ts';
 import type { CompiledDeployment, CompiledEndpoint, Snapshot } from './snapshot/compile.ts';
 import { requestBody } from './upstream/body.ts';
@@ -60,7 +60,12 @@ export class Handler {
     });
     if (deps.draining()) return ex.fail(DRAINING);
 
-    const m = matchRoute(req.url ?? '/', req.headers.host, ex.snapshot.hostSuffix);
+    // A duplicate or invalid Host, or an unusable target, is 400; the path is normalised.
+    const target = requestTarget(req.url ?? '/', req.rawHeaders, req.headers.host);
+    if (target instanceof GatewayError) return ex.fail(target);
+    // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host (policies and x-forwarded-host see it).
+    if (target.host !== req.headers.host) req.headers.host = target.host;
+    const m = matchRoute(target.path, target.host, ex.snapshot.hostSuffix);
     const endpoint = m && ex.snapshot.endpoints.get(m.endpoint);
     if (!m || !endpoint) return ex.fail(NOT_FOUND);
     ex.endpoint = endpoint.name;
