@@ -1,10 +1,12 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { validHost } from '../routing/route.ts';
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) apply to one connection and are never forwarded;
  * neither is any header the `Connection` header names. `expect` is handled by the
  * listener (Node answers `100 Continue` itself), `host` is set by the upstream client,
- * `authorization` carries the caller's secret (SPEC §3).
+ * `authorization` carries the caller's secret (SPEC §3), `x-shadow-request` marks the
+ * gateway's own mirrored copies and is never taken from anyone.
  */
 const HOP_BY_HOP = new Set([
   'connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade',
@@ -12,8 +14,19 @@ const HOP_BY_HOP = new Set([
 ]);
 const NOT_FORWARDED_UP = new Set([
   ...HOP_BY_HOP, 'host', 'authorization', 'expect', 'x-request-id',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-shadow-request',
 ]);
+/**
+ * Headers in which a proxy tells who the client is. Only a trusted proxy may say so; from
+ * anyone else they are dropped, as X-Forwarded-For is replaced, so a client cannot pose as
+ * another address to the model.
+ */
+const CLIENT_IDENTITY = [
+  'x-real-ip', 'true-client-ip', 'x-client-ip', 'cf-connecting-ip', 'x-original-forwarded-for',
+  'x-cluster-client-ip', 'fastly-client-ip', 'client-ip', 'forwarded-for', 'x-forwarded',
+  'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server',
+];
+const NOT_FORWARDED_UP_UNTRUSTED = new Set([...NOT_FORWARDED_UP, ...CLIENT_IDENTITY]);
 
 /** Lower-cased names listed in a `Connection` header value. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
@@ -32,7 +45,10 @@ export interface ForwardedFor {
   readonly requestId: string;
   readonly forwardedFor: string;
   readonly proto: string;
+  /** A valid host (see {@link validHost}), or undefined: no x-forwarded-host then. */
   readonly host: string | undefined;
+  /** The peer is a trusted proxy: its client-identity headers pass. */
+  readonly trusted: boolean;
 }
 
 /**
@@ -41,11 +57,12 @@ export interface ForwardedFor {
  */
 export function upstreamHeaders(raw: readonly string[], connection: string | string[] | undefined, fwd: ForwardedFor): string[] {
   const named = connectionTokens(connection);
+  const dropped = fwd.trusted ? NOT_FORWARDED_UP : NOT_FORWARDED_UP_UNTRUSTED;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (NOT_FORWARDED_UP.has(lower) || named?.has(lower)) continue;
+    if (dropped.has(lower) || named?.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
   out.push('x-request-id', fwd.requestId, 'x-forwarded-for', fwd.forwardedFor, 'x-forwarded-proto', fwd.proto);
@@ -75,9 +92,16 @@ export interface ForwardingFacts {
   readonly headers: IncomingHttpHeaders;
 }
 
+/** `host` when it is a valid host, else undefined (x-forwarded-host is then omitted). */
+function hostOrNone(host: string | undefined): string | undefined {
+  return host && validHost(host) ? host : undefined;
+}
+
 /**
  * The X-Forwarded-* headers for the instance. A trusted proxy's chain is extended and its
- * proto/host kept; from anyone else they are replaced, so a client cannot forge them.
+ * proto/host kept; from anyone else they are replaced, so a client cannot forge them. The
+ * host is sent only when it is one (a proxy's `evil.example/path` or a list is omitted,
+ * not passed on nor replaced by the Host header).
  */
 export function forwardedFor(r: ForwardingFacts): ForwardedFor {
   const peer = r.peer;
@@ -90,8 +114,9 @@ export function forwardedFor(r: ForwardingFacts): ForwardedFor {
       requestId: r.requestId,
       forwardedFor: prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer,
       proto: typeof proto === 'string' && proto ? proto : 'http',
-      host: typeof host === 'string' && host ? host : h.host,
+      host: hostOrNone(typeof host === 'string' && host ? host : h.host),
+      trusted: true,
     };
   }
-  return { requestId: r.requestId, forwardedFor: peer, proto: 'http', host: h.host };
+  return { requestId: r.requestId, forwardedFor: peer, proto: 'http', host: hostOrNone(h.host), trusted: false };
 }
