@@ -6,7 +6,10 @@ import { downstreamHeaders, type ForwardedFor, forwardedFor, upstreamHeaders } f
 // (issue 7 item 9): identity headers only from a trusted proxy, x-shadow-request never,
 // x-forwarded-host only when it is a host.
 
-const IDENTITY = ['X-Real-IP', 'True-Client-IP', 'X-Client-IP', 'CF-Connecting-IP', 'X-Original-Forwarded-For'];
+const IDENTITY = [
+  'X-Real-IP', 'True-Client-IP', 'X-Client-IP', 'CF-Connecting-IP', 'X-Original-Forwarded-For', 'X-Cluster-Client-IP',
+  'Fastly-Client-IP', 'Client-IP', 'X-Forwarded', 'Forwarded-For', 'X-Forwarded-Port', 'X-Forwarded-Prefix', 'X-Forwarded-Server',
+];
 
 function fwd(trusted: boolean, ...host: [string | undefined] | []): ForwardedFor {
   return { requestId: 'rid', forwardedFor: '10.0.0.9', proto: 'http', host: host.length ? host[0] : 'gw.example', trusted };
