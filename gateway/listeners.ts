@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenerKind } from '../policies/policy.ts';
+import { ClientErrors, type ClientErrorDeps } from './client-errors.ts';
 
 /** Where to bind. `reusePort` lets several worker processes share one port (Linux). */
 export interface ListenSpec {
@@ -42,11 +43,19 @@ export function invocationServer(kind: ListenerKind, serve: ServeFn): Server {
 /** The process's listeners: public, optional private, admin. */
 export class Listeners {
   readonly #servers: { kind: ListenerKind | 'admin'; server: Server }[] = [];
+  /** Rejections Node makes itself (parse errors, 408, 417, 431), on every listener. */
+  readonly #clientErrors = new ClientErrors();
+
+  /** Count (`switchyard_client_errors_total`) and log client errors from here on. */
+  reportTo(deps: ClientErrorDeps): void {
+    this.#clientErrors.reportTo(deps);
+  }
 
   /** Bind every listener, in order; on failure the ones already bound are closed by {@link closeAll}. */
   async bind(specs: { kind: ListenerKind | 'admin'; server: Server; at: ListenSpec }[]): Promise<AddressInfo[]> {
     const out: AddressInfo[] = [];
     for (const s of specs) {
+      this.#clientErrors.attach(s.server, s.kind);
       this.#servers.push({ kind: s.kind, server: s.server });
       out.push(await listen(s.server, s.at));
     }

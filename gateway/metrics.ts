@@ -50,6 +50,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly clientErrors = new Counter({
+    name: 'switchyard_client_errors_total',
+    help: 'Requests Node itself rejected before the gateway saw them (malformed, ambiguous framing, oversized or slow headers, bad Expect), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // prom-client's standard names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds…),
     // which the stock Node.js dashboards and alerts query (SPEC §6). No prefix.

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { invocationServer, Listeners } from '../../gateway/listeners.ts';
+import { Metrics } from '../../gateway/metrics.ts';
+import { manualClock } from '../helpers/clock.ts';
+import { LogCapture, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { assertGatewayError, rawExchange, type RawReply, type Reply } from '../helpers/http.ts';
+
+// Rejections Node's HTTP parser makes before the gateway sees a request (issue 7 item 7):
+// the SPEC §4 JSON body with an x-request-id, a counter by reason, a rate-limited log line.
+
+const KEY = 'client-errors-key';
+let up: TestUpstream;
+let gw: TestGateway;
+let port: number;
+let adminPort: number;
+
+before(async () => {
+  up = await startUpstream('blue');
+  gw = await startGateway({
+    admin: { keys: ['admin-key'] },
+    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [up.url] } } } },
+  });
+  port = Number(new URL(gw.url).port);
+  adminPort = Number(new URL(gw.adminUrl).port);
+});
+after(async () => {
+  await gw.close();
+  await up.close();
+});
+
+const head = (lines: string[]): string => `${lines.join('\r\n')}\r\n\r\n`;
+
+/** A raw reply as the shared assertion reads it. */
+function asReply(r: RawReply): Reply {
+  const headers: IncomingHttpHeaders = {};
+  for (const [n, v] of r.headers) headers[n] = v;
+  return { status: r.status, headers, body: r.body };
+}
+
+function assertRejected(r: RawReply, status: number, code: string): void {
+  assertGatewayError(asReply(r), status, code);
+  assert.equal(r.headers.find(([n]) => n === 'connection')?.[1], 'close', 'the connection is closed after the answer');
+}
+
+const PROBES: { name: string; chunks: string[]; status: number; code: string; reason: string }[] = [
+  {
+    name: 'Content-Length with Transfer-Encoding (smuggling attempt)',
+    chunks: [head(['POST /endpoints/cars/score HTTP/1.1', 'Host: x', `Authorization: Bearer ${KEY}`, 'Content-Length: 5', 'Transfer-Encoding: chunked']) + '0\r\n\r\n'],
+    status: 400, code: 'BadRequest', reason: 'ambiguous_framing',
+  },
+  {
+    name: 'two Content-Lengths (smuggling attempt)',
+    chunks: [head(['POST /endpoints/cars/score HTTP/1.1', 'Host: x', `Authorization: Bearer ${KEY}`, 'Content-Length: 5', 'Content-Length: 6']) + 'hello!'],
+    status: 400, code: 'BadRequest', reason: 'ambiguous_framing',
+  },
+  {
+    name: 'a malformed request line',
+    chunks: [head(['GET /endpoints/cars/score with spaces HTTP/1.1', 'Host: x'])],
+    status: 400, code: 'BadRequest', reason: 'bad_request',
+  },
+  {
+    name: 'a header block over the maximum header size',
+    chunks: [head(['GET /endpoints/cars/score HTTP/1.1', 'Host: x', `X-Big: ${'a'.repeat(20_000)}`])],
+    status: 431, code: 'RequestHeaderFieldsTooLarge', reason: 'header_too_large',
+  },
+  {
+    name: 'an Expect other than 100-continue',
+    chunks: [head(['POST /endpoints/cars/score HTTP/1.1', 'Host: x', `Authorization: Bearer ${KEY}`, 'Expect: something-else', 'Content-Length: 2']) + '{}'],
+    status: 417, code: 'ExpectationFailed', reason: 'bad_expect',
+  },
+];
+
+for (const p of PROBES) {
+  test(`invocation listener: ${p.name} gets ${p.status} with the JSON error body`, async () => {
+    const before = up.seen.length;
+    assertRejected(await rawExchange(port, p.chunks), p.status, p.code);
+    assert.equal(up.seen.length, before, 'nothing reached the model');
+  });
+  test(`admin listener: ${p.name} gets ${p.status} with the JSON error body`, async () => {
+    assertRejected(await rawExchange(adminPort, p.chunks), p.status, p.code);
+  });
+}
+
+test('a connection that still sends after the rejection gets the answer, not a reset', async () => {
+  const r = await rawExchange(port, [
+    head(['GET /endpoints/cars/score HTTP/1.1', 'Host: x', `X-Big: ${'a'.repeat(200_000)}`]),
+    head(['GET /endpoints/cars/score HTTP/1.1', 'Host: x']),
+  ]);
+  assertRejected(r, 431, 'RequestHeaderFieldsTooLarge');
+});
+
+test('each rejection is counted by reason and logged at most once per reason per interval', async (t) => {
+  const metrics = new Metrics();
+  const logs = new LogCapture();
+  const clock = manualClock();
+  const listeners = new Listeners();
+  listeners.reportTo({ metrics, log: pino({ level: 'info' }, logs), now: clock.now, logIntervalMs: 10_000 });
+  const server = invocationServer('public', (_req, res) => res.end('ok'));
+  // Node's own header deadline, short so the 408 comes quickly (checked every 50 ms).
+  server.headersTimeout = 300;
+  server.requestTimeout = 400;
+  // A constructor option in the typings; Node reads the property when the server starts listening.
+  Object.assign(server, { connectionsCheckingInterval: 50 });
+  const [addr] = await listeners.bind([{ kind: 'public', server, at: { host: '127.0.0.1', port: 0 } }]);
+  t.after(() => listeners.closeAll());
+  const p = addr!.port;
+  const count = async (): Promise<Record<string, number>> => {
+    const text = await metrics.registry.metrics();
+    return Object.fromEntries([...text.matchAll(/^switchyard_client_errors_total\{reason="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  };
+  assert.equal((await count()).ambiguous_framing, 0, 'every reason is exported from the start');
+
+  for (const probe of PROBES) assert.equal((await rawExchange(p, probe.chunks)).status, probe.status);
+  assertRejected(await rawExchange(p, ['GET / HTTP/1.1\r\nHost: x\r\n']), 408, 'RequestTimeout');
+
+  const c = await count();
+  assert.equal(c.ambiguous_framing, 2);
+  assert.equal(c.bad_request, 1);
+  assert.equal(c.header_too_large, 1);
+  assert.equal(c.bad_expect, 1);
+  assert.equal(c.header_timeout, 1);
+
+  const lines = () => logs.lines.filter((l) => l.msg === 'client request rejected');
+  // Two smuggling attempts in the same instant: one line.
+  assert.deepEqual(lines().map((l) => l.reason).sort(), ['ambiguous_framing', 'bad_expect', 'bad_request', 'header_timeout', 'header_too_large']);
+  const line = lines().find((l) => l.reason === 'header_too_large')!;
+  assert.equal(line.listener, 'public');
+  assert.equal(line.status, 431);
+  assert.equal(line.code, 'HPE_HEADER_OVERFLOW');
+  assert.equal(line.client_ip, '127.0.0.1');
+  assert.match(String(line.request_id), /^[0-9a-f-]{36}$/);
+
+  clock.advance(10_000);
+  assert.equal((await rawExchange(p, PROBES[0]!.chunks)).status, 400);
+  const next = lines().filter((l) => l.reason === 'ambiguous_framing');
+  assert.equal(next.length, 2, 'a new interval: a new line');
+  assert.equal(next[1]!.suppressed_since_last, 1, 'it says one was held back');
+});
