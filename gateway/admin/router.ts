@@ -50,10 +50,23 @@ function match(pattern: readonly string[], parts: readonly string[]): Record<str
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i]!;
     const v = parts[i]!;
-    if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(v);
+    if (p.startsWith(':')) params[p.slice(1)] = v;
     else if (p !== v) return undefined;
   }
   return params;
+}
+
+/** Path parameters, percent-decoded; a malformed escape is the client's error, not a 500. */
+function decodeParams(raw: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    try {
+      out[k] = decodeURIComponent(v);
+    } catch {
+      throw new GatewayError('BadRequest', 'The path has a malformed percent-escape.');
+    }
+  }
+  return out;
 }
 
 /** The smallest policy context: the admin API authenticates with the endpoints' auth policy. */
@@ -111,6 +124,8 @@ export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: 
     const start = performance.now();
     const requestId = randomUUID();
     const state: { who?: Principal; error?: string } = {};
+    // Every admin response names its request id, which the access line carries too.
+    res.setHeader('x-request-id', requestId);
     res.once('close', () => {
       deps.accessLog.info({
         request_id: requestId,
@@ -169,7 +184,7 @@ async function dispatch(
   let bodyRead: Promise<unknown> | undefined;
   const call: AdminCall = {
     req,
-    params: hit.params,
+    params: decodeParams(hit.params),
     who: state.who,
     json: () => {
       if (expectContinue) res.writeContinue();
