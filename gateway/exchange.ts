@@ -11,6 +11,27 @@ import type { ForwardOwner } from './upstream/forward.ts';
 import type { Sink } from './upstream/sink.ts';
 
 const CLIENT_GONE = new Error('client closed the connection');
+const CLIENT_FAULT = Symbol('switchyard.clientFault');
+
+/** A fault on the client's side of a connection, found by the HTTP parser mid-request. */
+export interface ClientFault {
+  readonly termination: 'client_aborted' | 'client_bad_request';
+  /** What the client was sent (400), or 499 when it left. */
+  readonly status: number;
+}
+
+/**
+ * Record on a response that its request failed on the client's side (an upload cut short,
+ * a malformed chunk): the exchange then ends as the client's fault, not the instance's.
+ * Called by the listener's parser-error handler, which sees the fault first.
+ */
+export function markClientFault(res: ServerResponse, fault: ClientFault): void {
+  (res as ServerResponse & { [CLIENT_FAULT]?: ClientFault })[CLIENT_FAULT] = fault;
+}
+
+function clientFaultOf(res: ServerResponse): ClientFault | undefined {
+  return (res as ServerResponse & { [CLIENT_FAULT]?: ClientFault })[CLIENT_FAULT];
+}
 
 /**
  * Everything about one request/response exchange, in one object (Caddy's advice: not ten
@@ -120,6 +141,12 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     this.res.flushHeaders();
   }
 
+  earlyHints(headers: IncomingHttpHeaders): void {
+    const link = headers.link;
+    // Node sends 103 only with Link, the header early hints exist for.
+    if (link && !this.res.headersSent) this.res.writeEarlyHints({ link });
+  }
+
   write(chunk: Buffer): boolean {
     return this.res.write(chunk);
   }
@@ -139,12 +166,24 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
 
   /** The forward ended: a response streamed (whole or cut), or a gateway error to send. */
   forwarded(r: AttemptResult): void {
+    // Closed, or already answered (an upload that stalled): nothing more to say.
+    if (this.#closed || this.error !== undefined) return;
     if (r.kind === 'response') {
-      // The instance failed midway: the client saw a cut connection, logged as 502.
-      if (!r.complete) this.error = 'BadGateway';
+      // The instance failed midway: the client saw the status and then a cut connection.
+      if (!r.complete) this.termination = r.timedOut ? 'upstream_timeout' : 'upstream_reset';
       return;
     }
+    const code = r.error.code;
+    if (code === 'GatewayTimeout') this.termination = 'upstream_timeout';
+    else if (code === 'BadGateway') this.termination = 'upstream_reset';
     this.fail(r.error);
+  }
+
+  /** The client stopped sending its (streamed) body: 408 if the instance has not answered yet, else a cut. */
+  uploadStalled(err: GatewayError): void {
+    if (this.#closed) return;
+    this.attempt?.abort(err);
+    this.fail(err);
   }
 
   // ---- ending ----------------------------------------------------------------------------
@@ -152,6 +191,8 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   /** Answer with a gateway error (or cut the connection if the response already started). */
   fail(err: GatewayError, reason?: ThrottleReason): void {
     this.error = err.code;
+    // A request not received in time is the client's fault, whatever the status says.
+    if (err.code === 'RequestTimeout') this.termination = 'client_bad_request';
     if (reason) this.throttle = reason;
     const res = this.res;
     if (!res.headersSent) {
@@ -166,24 +207,44 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   }
 
   /**
-   * The response closed (finished or cut off): abort what is in flight, then run the
-   * after-hooks once, in reverse order. Returns the outcome for the observer.
+   * The response closed (finished or cut off): settle how it ended, abort what is in
+   * flight, then run the after-hooks once, in reverse order. `shuttingDown`: the gateway
+   * closed the connection at the end of its drain. Returns the outcome for the observer.
+   *
+   * `status` is what the client was sent; a client that left before the response finished
+   * is 499 (NGINX's convention), and `termination` says how the exchange ended.
    */
-  close(onHookError?: (err: unknown) => void): Outcome {
+  close(shuttingDown: boolean, onHookError?: (err: unknown) => void): Outcome {
     this.#closed = true;
     const res = this.res;
-    const finished = res.writableFinished;
-    if (!finished) {
+    let status: number;
+    let termination: Termination;
+    const fault = clientFaultOf(res);
+    if (res.writableFinished) {
+      status = res.statusCode;
+      termination = this.termination ?? 'completed';
+    } else if (fault) {
+      status = fault.status;
+      termination = fault.termination;
+    } else if (shuttingDown) {
+      status = res.headersSent ? res.statusCode : 503;
+      termination = 'shutdown';
+    } else if (this.termination !== undefined) {
+      // The gateway cut the stream because the instance failed or stalled midway.
+      status = res.headersSent ? res.statusCode : 502;
+      termination = this.termination;
+    } else {
+      status = 499;
+      termination = 'client_aborted';
+    }
+    if (!res.writableFinished) {
       this.attempt?.abort(CLIENT_GONE);
       if (this.#controller && !this.#controller.signal.aborted) this.#controller.abort(CLIENT_GONE);
     }
-    // A response cut off before it finished: 502 when the instance failed midway, else the
-    // client went away and it counts as 499, as NGINX does.
-    const status = finished ? res.statusCode : this.error === 'BadGateway' ? 502 : 499;
     const outcome: Outcome = {
       status,
       error: this.error,
-      termination: this.termination ?? (finished ? 'completed' : this.error === 'BadGateway' ? 'upstream_reset' : 'client_aborted'),
+      termination,
       connectFailed: this.connectFailed,
       instance: this.instance,
       durationMs: performance.now() - this.start,

@@ -27,6 +27,8 @@ export type { ReloadResult } from './live-config/config-source.ts';
 /** How to start a gateway: from a file (reloadable) or an in-memory config (tests, demo). */
 export interface GatewayOptions {
   readonly config: GatewayConfig;
+  /** What the loader noticed about the config (keys accepted but not enforced yet), logged with the snapshot's own. */
+  readonly warnings?: readonly string[];
   /** The file the config came from: enables reload() and the default state file location. */
   readonly configPath?: string;
   readonly log?: Logger;
@@ -84,8 +86,8 @@ export class Gateway {
         }
       }
     });
-    this.source = new FileConfigSource(opts.configPath, opts.env, (cfg) => this.store.apply(cfg), this.metrics, this.log);
-    this.store.apply(opts.config);
+    this.source = new FileConfigSource(opts.configPath, opts.env, (cfg, warnings) => this.store.apply(cfg, warnings), this.metrics, this.log);
+    this.store.apply(opts.config, opts.warnings);
     this.metrics.reloads.inc({ result: 'success' });
   }
 
@@ -132,6 +134,7 @@ export class Gateway {
     const handler = new Handler({
       snapshot: () => this.store.current,
       draining: () => lc.draining,
+      closing: () => lc.closing,
       observer: new RequestObserver(this.metrics, this.accessLog, this.log, cfg.logging.access_log),
       onStart: () => lc.enter(),
       onEnd: () => lc.leave(),
@@ -227,6 +230,7 @@ export class Gateway {
     this.log.info({ in_flight: lc.inFlight, grace_ms: grace }, 'draining');
     this.#listeners.stopInvocations();
     if (!(await lc.idle(grace))) this.log.warn({ in_flight: lc.inFlight }, 'grace period over; closing remaining connections');
+    lc.closing = true;
     await this.close();
   }
 

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { ListenerKind, Verdict } from '../policies/policy.ts';
 import type { Clock } from './clock.ts';
 import { GatewayError } from './errors.ts';
@@ -8,7 +10,7 @@ import type { RequestObserver } from './request-observer.ts';
 import { matchRoute, requestTarget, upstreamPath } from './routing/route.ts';
 import { selectDeployment } from './routing/select-deployment.ts';
 import type { CompiledDeployment, CompiledEndpoint, Snapshot } from './snapshot/compile.ts';
-import { requestBody } from './upstream/body.ts';
+import { hasBody, readBody } from './upstream/body.ts';
 import { Forward } from './upstream/forward.ts';
 import { forwardedFor, upstreamHeaders } from './upstream/headers.ts';
 
@@ -17,6 +19,8 @@ export interface HandlerDeps {
   /** The current snapshot, read once per request. */
   readonly snapshot: () => Snapshot;
   readonly draining: () => boolean;
+  /** The drain's grace is over: connections still open are being closed. */
+  readonly closing: () => boolean;
   readonly observer: RequestObserver;
   /** Called once per request, when it began and when its response closed (after it was recorded). */
   readonly onStart: () => void;
@@ -24,6 +28,11 @@ export interface HandlerDeps {
   readonly clock: Clock;
   readonly random: () => number;
 }
+
+const BUSY = Symbol('switchyard.busy');
+const QUEUE = Symbol('switchyard.queue');
+/** A client connection, with the requests it pipelined behind the one in flight. */
+type Connection = Socket & { [BUSY]?: boolean; [QUEUE]?: (() => void)[] };
 
 const NOT_FOUND = new GatewayError('EndpointNotFound');
 const DRAINING = new GatewayError('Draining', undefined, { connection: 'close' });
@@ -49,14 +58,29 @@ export class Handler {
    * `Expect: 100-continue` and waits to be invited to upload.
    */
   serve(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue: boolean): void {
+    // One request in flight upstream per client connection: pipelined requests wait their
+    // turn, so one connection cannot occupy an instance's whole pool.
+    const conn = req.socket as Connection;
+    if (conn[BUSY]) {
+      (conn[QUEUE] ??= []).push(() => this.#begin(conn, req, res, listener, expectContinue));
+      return;
+    }
+    conn[BUSY] = true;
+    this.#begin(conn, req, res, listener, expectContinue);
+  }
+
+  #begin(conn: Connection, req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue: boolean): void {
     const deps = this.#deps;
     deps.onStart();
     const ex = new Exchange(req, res, listener, deps.snapshot(), expectContinue);
     // One close listener per request: abort what is in flight, run after-hooks, record.
     res.once('close', () => {
-      const outcome = ex.close((err) => deps.observer.error(ex, err));
+      const outcome = ex.close(deps.closing(), (err) => deps.observer.error(ex, err));
       deps.observer.end(ex, outcome);
       deps.onEnd();
+      const next = conn[QUEUE]?.shift();
+      if (next) next();
+      else conn[BUSY] = false;
     });
     if (deps.draining()) return ex.fail(DRAINING);
 
@@ -102,8 +126,14 @@ export class Handler {
 
   #forward(ex: Exchange, deployment: CompiledDeployment): void {
     // The mirror plan slots in here: it sees the chosen deployment and whether it was pinned.
-    const body = requestBody(ex);
-    if (body instanceof GatewayError) return ex.fail(body);
+    if (!hasBody(ex.req)) return this.#send(ex, deployment, null);
+    readBody(ex, ex.snapshot.body, (body) => {
+      if (body instanceof GatewayError) ex.fail(body);
+      else this.#send(ex, deployment, body);
+    });
+  }
+
+  #send(ex: Exchange, deployment: CompiledDeployment, body: Buffer | Readable | null): void {
     const req = ex.req;
     const request = {
       method: req.method ?? 'GET',

@@ -10,6 +10,8 @@ export class Lifecycle {
   ready = false;
   /** A stop began: new requests get 503, `/readyz` answers 503. */
   draining = false;
+  /** The drain is over: connections still open are closed now (their exchanges end as `shutdown`). */
+  closing = false;
 
   get inFlight(): number {
     return this.#inFlight;

@@ -8,8 +8,8 @@ export class Metrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
     name: 'switchyard_requests_total',
-    help: 'Requests answered, by endpoint, deployment and status code.',
-    labelNames: ['endpoint', 'deployment', 'code'] as const,
+    help: 'Requests answered, by endpoint, deployment, status code sent and how the exchange ended (termination).',
+    labelNames: ['endpoint', 'deployment', 'code', 'termination'] as const,
     registers: [this.registry],
   });
   readonly duration = new Histogram({

@@ -1,5 +1,5 @@
 import type { Logger } from './logger.ts';
-import type { Outcome } from '../policies/policy.ts';
+import type { Outcome, Termination } from '../policies/policy.ts';
 import type { Exchange } from './exchange.ts';
 import type { Metrics } from './metrics.ts';
 import type { Principal } from '../policies/principal.ts';
@@ -7,6 +7,7 @@ import type { Principal } from '../policies/principal.ts';
 interface Series { record(seconds: number): void }
 
 const MAX_CALLERS = 100;
+const TERMINATIONS: readonly Termination[] = ['completed', 'client_aborted', 'client_bad_request', 'upstream_reset', 'upstream_timeout', 'shutdown'];
 
 /**
  * Counts and logs every request once, when its response closes (finished or cut off):
@@ -37,17 +38,19 @@ export class RequestObserver {
   // and kept here, looked up without building a key string.
   readonly #children = new Map<string, Map<string, Map<number, Series>>>();
 
-  #series(endpoint: string, deployment: string, status: number): Series {
+  #series(endpoint: string, deployment: string, status: number, termination: Termination): Series {
     let byDeployment = this.#children.get(endpoint);
     if (!byDeployment) this.#children.set(endpoint, byDeployment = new Map());
     let byStatus = byDeployment.get(deployment);
     if (!byStatus) byDeployment.set(deployment, byStatus = new Map());
-    let c = byStatus.get(status);
+    // One number per (status, termination): no key string built per request.
+    const key = status * 8 + TERMINATIONS.indexOf(termination);
+    let c = byStatus.get(key);
     if (!c) {
-      const count = this.#metrics.requests.labels(endpoint, deployment, String(status));
+      const count = this.#metrics.requests.labels(endpoint, deployment, String(status), termination);
       const hist = this.#metrics.duration.labels(endpoint, deployment);
       c = { record: (seconds) => { count.inc(); hist.observe(seconds); } };
-      byStatus.set(status, c);
+      byStatus.set(key, c);
     }
     return c;
   }
@@ -79,7 +82,7 @@ export class RequestObserver {
   end(ctx: Exchange, outcome: Outcome): void {
     const seconds = outcome.durationMs / 1e3;
     const status = outcome.status;
-    this.#series(ctx.endpoint, ctx.deployment, status).record(seconds);
+    this.#series(ctx.endpoint, ctx.deployment, status, outcome.termination).record(seconds);
     const p = ctx.principal;
     if (p) this.#caller(ctx.endpoint, p).inc();
     if (ctx.error === 'Unauthorized' || ctx.error === 'Forbidden') {

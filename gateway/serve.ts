@@ -19,7 +19,7 @@ export async function serve(configPath: string, listenHint?: string): Promise<Ga
   const config = loaded.config;
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ config, configPath: file });
+    gw = await Gateway.start({ config, configPath: file, warnings: loaded.warnings });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {

@@ -15,12 +15,12 @@ export type ReloadResult = { readonly ok: true; readonly version: string } | { r
 export class FileConfigSource {
   readonly file: string | undefined;
   readonly #env: NodeJS.ProcessEnv | undefined;
-  readonly #apply: (cfg: GatewayConfig) => Snapshot;
+  readonly #apply: (cfg: GatewayConfig, warnings: readonly string[]) => Snapshot;
   readonly #metrics: Metrics;
   readonly #log: Logger;
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(file: string | undefined, env: NodeJS.ProcessEnv | undefined, apply: (cfg: GatewayConfig) => Snapshot, metrics: Metrics, log: Logger) {
+  constructor(file: string | undefined, env: NodeJS.ProcessEnv | undefined, apply: (cfg: GatewayConfig, warnings: readonly string[]) => Snapshot, metrics: Metrics, log: Logger) {
     this.file = file;
     this.#env = env;
     this.#apply = apply;
@@ -48,7 +48,7 @@ export class FileConfigSource {
       return { ok: false, error: formatIssues(r.issues) };
     }
     try {
-      const snap = this.#apply(r.config);
+      const snap = this.#apply(r.config, r.warnings);
       this.#metrics.reloads.inc({ result: 'success' });
       this.#log.info({ file, config_version: snap.version }, 'config reloaded');
       return { ok: true, version: snap.version };

@@ -7,6 +7,16 @@ import type { Policy, PolicyDeps, PolicyFactory, PolicyScope } from '../../polic
 import { SmoothWeightedSplit } from '../routing/split.ts';
 import type { Instance, InstanceRegistry } from '../upstream/instance.ts';
 
+/** How request bodies are read: from the `server` settings. */
+export interface BodyLimits {
+  /** Larger bodies get 413. */
+  readonly maxBytes: number;
+  /** Bodies up to this size are read whole before an upstream connection is taken. */
+  readonly bufferBytes: number;
+  /** An upload silent this long gets 408 (or, once streaming upstream, is cut). */
+  readonly idleMs: number;
+}
+
 /** A deployment as the request path needs it. */
 export interface CompiledDeployment {
   readonly name: string;
@@ -37,6 +47,8 @@ export interface Snapshot {
   readonly endpoints: ReadonlyMap<string, CompiledEndpoint>;
   readonly hostSuffix: string | undefined;
   readonly maxBodyBytes: number;
+  /** How request bodies are read (size limit, buffering, idle timeout). */
+  readonly body: BodyLimits;
   readonly trustedProxies: BlockList | undefined;
   /** Every instance origin the snapshot uses (the registries keep these). */
   readonly origins: ReadonlySet<string>;
@@ -86,11 +98,6 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
   // regeneration, an unrelated edit) carries on where it was, so 90/10 stays exact.
   const split = deps.policy.state.get(`split:${name}:${JSON.stringify(ep.traffic)}`, () => new SmoothWeightedSplit(ep.traffic));
   if (split.empty) warnings.push(`endpoints.${name}.traffic: no deployment has positive traffic; only requests naming a deployment in azureml-model-deployment are served`);
-  const notYet = (['mirror_traffic', 'sticky', 'rate_limit'] as const).filter((k) => {
-    const v = ep[k];
-    return v !== undefined && (typeof v !== 'object' || Object.keys(v).length > 0);
-  });
-  for (const k of notYet) warnings.push(`endpoints.${name}.${k}: accepted but not enforced by this version`);
   return Object.freeze({ name, policies: policiesFor(ENDPOINT_POLICIES, scope, deps.policy), deployments, split });
 }
 
@@ -117,8 +124,8 @@ function sharedOrigins(cfg: GatewayConfig, warnings: string[]): Set<string> {
 }
 
 /** Compile a validated config into a frozen snapshot. Pure apart from acquiring live state. */
-export function compile(cfg: GatewayConfig, deps: CompileDeps): Snapshot {
-  const warnings: string[] = [];
+export function compile(cfg: GatewayConfig, deps: CompileDeps, loaderWarnings: readonly string[] = []): Snapshot {
+  const warnings: string[] = [...loaderWarnings];
   const origins = sharedOrigins(cfg, warnings);
   const endpoints = new Map<string, CompiledEndpoint>();
   for (const [name, ep] of Object.entries(cfg.endpoints)) endpoints.set(name, compileEndpoint(cfg, name, ep, deps, warnings));
@@ -127,13 +134,17 @@ export function compile(cfg: GatewayConfig, deps: CompileDeps): Snapshot {
     trusted = new BlockList();
     for (const c of cfg.server.trusted_proxies) addCidr(trusted, c);
   }
-  if (cfg.server.max_body_bytes === 0) warnings.push('server.max_body_bytes: 0 means no request body is accepted');
   return Object.freeze({
     version: configVersion(cfg),
     config: cfg,
     endpoints,
     hostSuffix: cfg.server.host_suffix,
     maxBodyBytes: cfg.server.max_body_bytes,
+    body: Object.freeze({
+      maxBytes: cfg.server.max_body_bytes,
+      bufferBytes: Math.min(cfg.server.request_buffering_bytes, cfg.server.max_body_bytes),
+      idleMs: cfg.server.client_body_timeout_ms,
+    }),
     trustedProxies: trusted,
     origins,
     warnings: Object.freeze(warnings),

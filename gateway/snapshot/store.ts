@@ -39,9 +39,9 @@ export class ConfigStore {
   }
 
   /** Compile and swap in a validated config. Throws (and keeps the old snapshot) if compile fails. */
-  apply(cfg: GatewayConfig): Snapshot {
+  apply(cfg: GatewayConfig, loaderWarnings: readonly string[] = []): Snapshot {
     const asked = this.#state.begin();
-    const next = compile(cfg, this.#deps);
+    const next = compile(cfg, this.#deps, loaderWarnings);
     const prev = this.#current;
     this.#current = next;
     this.#state.retain(asked);
@@ -58,6 +58,6 @@ export class ConfigStore {
 
   /** Recompile the running config (after a key change that lives outside the file). */
   refresh(): Snapshot {
-    return this.apply(this.current.config);
+    return this.apply(this.current.config, this.current.warnings);
   }
 }

@@ -13,7 +13,9 @@ export interface AttemptListener {
 
 /** How one attempt at an instance ended. */
 export type AttemptResult =
-  | { readonly kind: 'response'; readonly complete: boolean }
+  /** The response streamed; `complete: false` when it was cut (`timedOut`: by request_timeout_ms). */
+  | { readonly kind: 'response'; readonly complete: boolean; readonly timedOut: boolean }
+  /** Nothing was sent to the client: the error to answer with. */
   | { readonly kind: 'error'; readonly error: GatewayError; readonly connectFailed: boolean };
 
 /** What to send upstream. */
@@ -29,9 +31,11 @@ export interface AttemptRequest {
 const CONNECT_ERRORS = new Set([
   'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
 ]);
-const TIMED_OUT = new GatewayError('GatewayTimeout');
-const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true });
-const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false });
+export const TIMED_OUT = new GatewayError('GatewayTimeout');
+const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true, timedOut: false });
+const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false, timedOut: false });
+const CUT_OFF_TIMED_OUT: AttemptResult = Object.freeze({ kind: 'response', complete: false, timedOut: true });
+const BAD_STATUS = new GatewayError('BadGateway', 'The model instance answered with a status outside 100-599.');
 
 /**
  * One attempt to forward a request to an instance, as an undici dispatch handler: the
@@ -121,6 +125,23 @@ export class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     this.#timer?.refresh();
+    if (statusCode < 200) {
+      // An interim response (RFC 9110 §15.2): 103 Early Hints is passed on, the rest are
+      // dropped; the final response follows on the same request. (An unsolicited
+      // 100 Continue never gets here: undici closes the connection on it, and the client
+      // gets 502, see README.)
+      if (statusCode === 103) sink.earlyHints(headers);
+      return;
+    }
+    if (statusCode > 599) {
+      controller.abort(BAD_STATUS);
+      return;
+    }
+    if (statusCode === 204 || statusCode === 304) {
+      // Never a body, so never a length or framing that announces one (RFC 9110 §8.6, §15.3.5).
+      delete headers['content-length'];
+      delete headers['transfer-encoding'];
+    }
     const contentType = headers['content-type'];
     // Throws on a header Node will not send (a malformed answer): undici then reports the
     // error and, as nothing went out yet, the client gets a 502.
@@ -151,8 +172,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#sink.started) {
       // Headers are out: the client can only learn of the failure by the cut connection.
+      this.#finish(err === TIMED_OUT ? CUT_OFF_TIMED_OUT : CUT_OFF);
       this.#sink.cut();
-      this.#finish(CUT_OFF);
       return;
     }
     this.#finish({ kind: 'error', error: toGatewayError(err), connectFailed: isConnectError(err) });
@@ -183,5 +204,10 @@ function isConnectError(err: Error): boolean {
 export function toGatewayError(err: Error): GatewayError {
   if (err instanceof GatewayError) return err;
   const code = errCode(err);
+  // undici closes the connection on a 100 Continue it did not ask for (it never sends
+  // Expect upstream), as "bad response".
+  if (code === 'UND_ERR_SOCKET' && err.message === 'bad response') {
+    return new GatewayError('BadGateway', 'The model instance sent a 100 Continue nobody asked for; its connection was closed.');
+  }
   return new GatewayError('BadGateway', `The model instance failed to answer (${code ?? 'error'}).`);
 }

@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 /**
  * Where an attempt writes the instance's answer: the client's response (the `Exchange`),
@@ -12,6 +12,8 @@ export interface Sink {
   readonly started: boolean;
   /** Status and headers (hop-by-hop already removed); the sink may add its own. */
   writeHead(status: number, headers: OutgoingHttpHeaders): void;
+  /** A 103 Early Hints from the instance (its `link` headers are what matters). */
+  earlyHints(headers: IncomingHttpHeaders): void;
   /** Send the head now (event streams: before the first event exists). */
   flushHeaders(): void;
   /** False: stop reading the instance until {@link onDrain}. */
@@ -32,6 +34,7 @@ export class DiscardSink implements Sink {
     this.status = status;
   }
   flushHeaders(): void {}
+  earlyHints(): void {}
   write(): boolean {
     return true;
   }

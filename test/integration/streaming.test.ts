@@ -11,9 +11,10 @@ const AUTH = { authorization: `Bearer ${KEY}` };
 const FALLBACK_MS = 1_500;
 
 /** A gateway with one endpoint whose only deployment is served by `handler` (raw: body not pre-read). */
-async function setup(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestGateway> {
+async function setup(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void, server: Record<string, unknown> = {}): Promise<TestGateway> {
   const up = await startUpstream('stream', handler, true);
   const gw = await startGateway({
+    server,
     endpoints: {
       chat: { keys: { primary: KEY }, traffic: { main: 100 }, deployments: { main: { instances: [up.url] } } },
     },
@@ -67,7 +68,7 @@ test('SSE: the first event reaches the client while the upstream still holds the
   assert.equal(text, 'data: one\n\ndata: two\n\n');
 });
 
-test('chunked upload: written in pieces, streamed through, every byte arrives', { timeout: 15_000 }, async (t) => {
+test('chunked upload over request_buffering_bytes: written in pieces, streamed through, every byte arrives', { timeout: 15_000 }, async (t) => {
   const firstArrived = Promise.withResolvers<void>();
   let received: Buffer | undefined;
   let clientDoneWhenFirstArrived: boolean | undefined;
@@ -88,7 +89,7 @@ test('chunked upload: written in pieces, streamed through, every byte arrives', 
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end(String(received.length));
     });
-  });
+  }, { request_buffering_bytes: 1000 });
 
   const pieces = Array.from({ length: 6 }, (_, i) => randomBytes(10_000 + i * 777));
   const status = await new Promise<number>((resolve, reject) => {
@@ -117,6 +118,38 @@ test('chunked upload: written in pieces, streamed through, every byte arrives', 
   const sent = Buffer.concat(pieces);
   assert.equal(received?.length, sent.length);
   assert.equal(sha256(received), sha256(sent));
+});
+
+test('a chunked upload within request_buffering_bytes is read whole first and reaches the instance with a Content-Length', async (t) => {
+  let seen: { te: string | undefined; cl: string | undefined; body: Buffer } | undefined;
+  const gw = await setup(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen = { te: req.headers['transfer-encoding'], cl: req.headers['content-length'], body: Buffer.concat(chunks) };
+      res.end('ok');
+    });
+  });
+  const pieces = Array.from({ length: 5 }, (_, i) => randomBytes(1000 + i));
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest(`${gw.url}/endpoints/chat/upload`, { method: 'POST', headers: { ...AUTH }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    void (async () => {
+      for (const p of pieces) {
+        await new Promise<void>((r) => req.write(p, () => r()));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      req.end();
+    })();
+  });
+  assert.equal(status, 200);
+  const sent = Buffer.concat(pieces);
+  assert.equal(seen?.te, undefined, 'buffered: no chunked framing upstream');
+  assert.equal(seen?.cl, String(sent.length));
+  assert.equal(sha256(seen.body), sha256(sent));
 });
 
 test('an 8 MiB response passes intact', async (t) => {

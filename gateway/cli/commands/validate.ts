@@ -15,6 +15,7 @@ export const validate: Command = {
     const r = await loadConfigFile(file);
     if (r.ok) {
       process.stdout.write(`${file}: ok (${Object.keys(r.config.endpoints).length} endpoints)\n`);
+      for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       return 0;
     }
     process.stderr.write(`${formatIssues(r.issues)}\n`);
