@@ -7,10 +7,16 @@
  *   node load-tests/bench.ts [--rounds 3] [--duration 5] [--connections 64] [--quick]
  *                            [--loadgen auto|autocannon|wrk] [--modest-rate 1000]
  *                            [--modest-connections 10] [--modest-delay-ms N] [--no-modest]
+ *                            [--baseline-ref GIT_REF]
+ *
+ * `--baseline-ref main~3` also runs Switchyard as it was at that commit (a temporary git
+ * worktree sharing this node_modules), interleaved with the rest, and reports
+ * `switchyard / switchyard@REF`: a before/after comparison in one run.
  *
  * Markdown goes to stdout, progress to stderr. Every child process is killed at the end.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +39,7 @@ const { values: a } = parseArgs({
     'modest-connections': { type: 'string', default: '10' },
     'modest-delay-ms': { type: 'string' },
     'no-modest': { type: 'boolean', default: false },
+    'baseline-ref': { type: 'string' },
   },
 });
 const ROUNDS = a.quick ? 1 : Math.max(1, Number(a.rounds));
@@ -136,15 +143,31 @@ const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
 
 const SWITCHYARD_BIN = join(HERE, '..', 'bin', 'switchyard.mjs');
 
-async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, logDir: string): Promise<Target> {
+/** A checkout of `ref` beside this one, sharing node_modules; removed at exit. */
+function baselineTree(ref: string, logDir: string): string {
+  const root = join(HERE, '..');
+  const dir = join(logDir, 'baseline');
+  execFileSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, ref], { stdio: 'ignore' });
+  process.once('exit', () => {
+    try {
+      execFileSync('git', ['-C', root, 'worktree', 'remove', '--force', dir], { stdio: 'ignore' });
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
+
+async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, logDir: string, bin = SWITCHYARD_BIN, name = v.name): Promise<Target> {
   const [port, admin] = [await freePort(), await freePort()];
   const { config, headers } = await v.setup(backendUrl);
-  const file = join(logDir, `${v.name}.yaml`);
+  const file = join(logDir, `${name}.yaml`);
   const server = { listen: { host: '127.0.0.1', port }, admin_listen: { host: '127.0.0.1', port: admin } };
   writeFileSync(file, stringify({ server, ...config }));
-  const proc = spawnNode(v.name, SWITCHYARD_BIN, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: true });
+  const proc = spawnNode(name, bin, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: true });
   await waitReady(proc, async () => (await httpStatus(`http://127.0.0.1:${admin}/readyz`)).status === 200, 20_000);
-  const target = { name: v.name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers };
+  const target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers };
   await checkTarget(target, proc);
   return target;
 }
@@ -205,8 +228,13 @@ function throughputReport(res: Results, targets: Target[], switchyards: string[]
       fmt(med(rs, (r) => r.p50)), fmt(med(rs, (r) => r.p99)), fmt(medianPerRound(rs, direct, (x, y) => x.p99 / y.p99)), String(bad(rs))];
   });
   const out = [table(['config', 'req/s', 'req/s vs direct', 'p50 ms', 'p99 ms', 'p99 vs direct', 'non-2xx + errors'], rows)];
-  const pairs: (readonly [string, string])[] = switchyards.flatMap((s) => ['undici-bare', 'http-proxy'].map((b) => [s, b] as const));
+  const pairs: (readonly [string, string])[] = switchyards.filter((n) => !n.includes('@'))
+    .flatMap((s) => ['undici-bare', 'http-proxy'].map((b) => [s, b] as const));
   if (switchyards.includes('switchyard-jwt') && switchyards.includes('switchyard')) pairs.push(['switchyard-jwt', 'switchyard']);
+  for (const base of switchyards.filter((n) => n.includes('@'))) {
+    const current = base.slice(0, base.indexOf('@'));
+    if (switchyards.includes(current)) pairs.push([current, base]);
+  }
   if (pairs.length > 0) {
     const cmp = pairs.map(([s, b]) => {
       const [x, y] = [get(res, s), get(res, b)];
@@ -254,6 +282,16 @@ async function main(): Promise<void> {
         switchyards.push(await startSwitchyard(v, backendUrl, logDir));
       } catch (err) {
         notes.push(`${v.name}: skipped — failed to start: ${String(err).split('\n').slice(0, 8).join(' / ')}`);
+      }
+    }
+    const ref = a['baseline-ref'];
+    if (ref) {
+      const first = SWITCHYARD_VARIANTS[0]!;
+      try {
+        const bin = join(baselineTree(ref, logDir), 'bin', 'switchyard.mjs');
+        switchyards.push(await startSwitchyard(first, backendUrl, logDir, bin, `${first.name}@${ref}`));
+      } catch (err) {
+        notes.push(`${first.name}@${ref}: skipped — ${String(err).split('\n').slice(0, 4).join(' / ')}`);
       }
     }
     targets.push(...switchyards);
