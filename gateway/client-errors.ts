@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { errorBody, ERRORS, GatewayError, sendError, type ErrorCode } from './errors.ts';
+import { markClientFault } from './exchange.ts';
 import { normalize } from '../policies/shared/client-ip.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -133,10 +134,19 @@ export class ClientErrors {
     answered.add(socket);
     const inFlight = socket._httpMessage ?? undefined;
     const { reason, code } = classify(err.code, inFlight !== undefined);
-    const requestId = randomUUID();
+    // A request in flight already has an id (once the exchange has set its header): keep it.
+    const requestId = String(inFlight?.getHeader('x-request-id') ?? randomUUID());
     // Node's own rule: answer only if no response on this connection has begun, or the
     // bytes would corrupt one the client is already reading.
     const canAnswer = code !== undefined && socket.writable && !inFlight?.headersSent;
+    // The exchange in flight ends as the client's fault (400 sent, or 499 gone), not the instance's.
+    if (inFlight) {
+      const gone = reason === 'connection_error' || reason === 'incomplete_request';
+      markClientFault(inFlight, {
+        termination: gone ? 'client_aborted' : 'client_bad_request',
+        status: canAnswer ? ERRORS[code].status : inFlight.headersSent ? inFlight.statusCode : 499,
+      });
+    }
     this.#record(reason, {
       listener, request_id: canAnswer ? requestId : undefined, client_ip: normalize(socket.remoteAddress ?? ''),
       code: err.code, status: canAnswer ? ERRORS[code].status : undefined,

@@ -6,7 +6,7 @@ import { invocationServer, Listeners } from '../../gateway/listeners.ts';
 import { Metrics } from '../../gateway/metrics.ts';
 import { manualClock } from '../helpers/clock.ts';
 import { LogCapture, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { assertGatewayError, rawExchange, type RawReply, type Reply } from '../helpers/http.ts';
+import { assertGatewayError, rawExchange, waitFor, type RawReply, type Reply } from '../helpers/http.ts';
 
 // Rejections Node's HTTP parser makes before the gateway sees a request (issue 7 item 7):
 // the SPEC §4 JSON body with an x-request-id, a counter by reason, a rate-limited log line.
@@ -83,6 +83,19 @@ for (const p of PROBES) {
     assertRejected(await rawExchange(adminPort, p.chunks), p.status, p.code);
   });
 }
+
+test('a malformed chunk in an upload already handed to the gateway: 400 to the client, logged as its fault', async () => {
+  const r = await rawExchange(port, [
+    head(['POST /endpoints/cars/score HTTP/1.1', 'Host: x', `Authorization: Bearer ${KEY}`, 'Transfer-Encoding: chunked']) + '5\r\nhello\r\nzz\r\n',
+  ]);
+  assertRejected(r, 400, 'BadRequest');
+  const id = r.headers.find(([n]) => n === 'x-request-id')![1];
+  await waitFor(() => gw.logs.access().some((l) => l.path === '/endpoints/cars/score' && l.termination === 'client_bad_request'), 'the access line');
+  const line = gw.logs.access().find((l) => l.termination === 'client_bad_request')!;
+  assert.equal(line.status, 400, 'the status the client was sent, not 499 or 502');
+  assert.equal(line.error, undefined);
+  assert.ok(typeof id === 'string' && id.length > 0);
+});
 
 test('a connection that still sends after the rejection gets the answer, not a reset', async () => {
   const r = await rawExchange(port, [
