@@ -10,7 +10,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { GatewayError } from './errors.ts';
 import { Handler } from './handler.ts';
 import { Lifecycle } from './lifecycle.ts';
-import { invocationServer, Listeners, type GatewayAddresses } from './listeners.ts';
+import { invocationServer, Listeners, serverOptions, type GatewayAddresses } from './listeners.ts';
 import { FileConfigSource, type ReloadResult } from './live-config/config-source.ts';
 import { createAccessLogger, createLogger, logDestination, type Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -66,6 +66,7 @@ export class Gateway {
     this.log = opts.log ?? createLogger(opts.config.logging.level, dest);
     this.accessLog = opts.accessLog ?? opts.log ?? createAccessLogger(dest ?? logDestination());
     this.keyStore = keyStore;
+    this.#listeners.reportTo({ metrics: this.metrics, log: this.log, now: clock });
     this.#policyDeps = {
       clock,
       state: this.state,
@@ -80,6 +81,7 @@ export class Gateway {
     this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
     this.store.subscribe((next, prev) => {
       if (!prev) return;
+      this.#listeners.setHeaderTimeout(next.config.server.client_header_timeout_ms);
       for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
         if (JSON.stringify(prev.config.server[k]) !== JSON.stringify(next.config.server[k])) {
           this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
@@ -162,11 +164,12 @@ export class Gateway {
       log: this.log,
       accessLog: this.accessLog,
     });
-    const admin = createServer((req, res) => route(req, res, false));
+    const headerMs = cfg.server.client_header_timeout_ms;
+    const admin = createServer(serverOptions(headerMs), (req, res) => route(req, res, false));
     admin.on('checkContinue', (req, res) => route(req, res, true));
     const s = cfg.server;
-    const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve), at: s.listen }];
-    if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve), at: s.private_listen });
+    const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve, headerMs), at: s.listen }];
+    if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve, headerMs), at: s.private_listen });
     const bound = await this.#listeners.bind([...specs, { kind: 'admin', server: admin, at: s.admin_listen }]);
     this.#addresses = { public: bound[0]!, private: s.private_listen ? bound[1] : undefined, admin: bound[bound.length - 1]! };
   }

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenerKind } from '../policies/policy.ts';
 import { ClientErrors, type ClientErrorDeps } from './client-errors.ts';
@@ -31,9 +31,24 @@ export function listen(server: Server, at: ListenSpec): Promise<AddressInfo> {
   });
 }
 
+/**
+ * Node's own server options for a client header deadline (`client_header_timeout_ms`).
+ * The whole-request timer is off (`requestTimeout: 0`): a large upload may take long, and
+ * the gateway bounds a stalled body itself (`client_body_timeout_ms`). Node checks the
+ * header deadline on an interval, so the interval follows the deadline.
+ */
+export function serverOptions(headerTimeoutMs: number): ServerOptions {
+  return {
+    keepAliveTimeout: 65_000,
+    headersTimeout: headerTimeoutMs,
+    requestTimeout: 0,
+    connectionsCheckingInterval: Math.min(1000, Math.max(25, Math.floor(headerTimeoutMs / 4))),
+  };
+}
+
 /** An HTTP server for invocation traffic on one listener. */
-export function invocationServer(kind: ListenerKind, serve: ServeFn): Server {
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => serve(req, res, kind, false));
+export function invocationServer(kind: ListenerKind, serve: ServeFn, headerTimeoutMs: number): Server {
+  const server = createServer(serverOptions(headerTimeoutMs), (req, res) => serve(req, res, kind, false));
   // Without this listener Node answers 100 Continue before the gateway has looked at the
   // request; with it, the walk invites the upload only once it accepts the request.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => serve(req, res, kind, true));
@@ -60,6 +75,11 @@ export class Listeners {
       out.push(await listen(s.server, s.at));
     }
     return out;
+  }
+
+  /** A reload changed `client_header_timeout_ms`: applies to requests from now on. */
+  setHeaderTimeout(ms: number): void {
+    for (const { server } of this.#servers) server.headersTimeout = ms;
   }
 
   /** Stop accepting invocations; idle keep-alive connections close now, busy ones after their response. */

@@ -96,8 +96,9 @@ export function authenticator(spec: AuthSpec): Policy {
       const token = bearerToken(ctx.headers.authorization);
       if (!token) return MISSING;
       if (mode === 'key') return byKey(ctx, token);
-      if (mode === 'aad_token' || looksLikeJwt(token)) return byToken(ctx, token);
-      return byKey(ctx, token);
+      if (looksLikeJwt(token)) return byToken(ctx, token);
+      // Not shaped like a JWT: a key, or (aad_token) nothing worth a verifier's time.
+      return mode === 'aad_token' ? BAD_KEY : byKey(ctx, token);
     },
   };
 }

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
-import pino from 'pino';
-import { invocationServer, Listeners } from '../../gateway/listeners.ts';
-import { Metrics } from '../../gateway/metrics.ts';
 import { manualClock } from '../helpers/clock.ts';
-import { LogCapture, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { assertGatewayError, rawExchange, waitFor, type RawReply, type Reply } from '../helpers/http.ts';
 
 // Rejections Node's HTTP parser makes before the gateway sees a request (issue 7 item 7):
@@ -106,22 +103,18 @@ test('a connection that still sends after the rejection gets the answer, not a r
 });
 
 test('each rejection is counted by reason and logged at most once per reason per interval', async (t) => {
-  const metrics = new Metrics();
-  const logs = new LogCapture();
+  // A real gateway: what /metrics on the admin listener shows, and its own log.
   const clock = manualClock();
-  const listeners = new Listeners();
-  listeners.reportTo({ metrics, log: pino({ level: 'info' }, logs), now: clock.now, logIntervalMs: 10_000 });
-  const server = invocationServer('public', (_req, res) => res.end('ok'));
-  // Node's own header deadline, short so the 408 comes quickly (checked every 50 ms).
-  server.headersTimeout = 300;
-  server.requestTimeout = 400;
-  // A constructor option in the typings; Node reads the property when the server starts listening.
-  Object.assign(server, { connectionsCheckingInterval: 50 });
-  const [addr] = await listeners.bind([{ kind: 'public', server, at: { host: '127.0.0.1', port: 0 } }]);
-  t.after(() => listeners.closeAll());
-  const p = addr!.port;
+  const g = await startGateway({
+    // Node's own header deadline, short so the 408 comes quickly.
+    server: { client_header_timeout_ms: 300 },
+    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [up.url] } } } },
+  }, { clock: clock.now });
+  t.after(() => g.close());
+  const logs = g.logs;
+  const p = Number(new URL(g.url).port);
   const count = async (): Promise<Record<string, number>> => {
-    const text = await metrics.registry.metrics();
+    const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
     return Object.fromEntries([...text.matchAll(/^switchyard_client_errors_total\{reason="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
   };
   assert.equal((await count()).ambiguous_framing, 0, 'every reason is exported from the start');
