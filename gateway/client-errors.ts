@@ -138,10 +138,11 @@ export class ClientErrors {
     const requestId = String(inFlight?.getHeader('x-request-id') ?? randomUUID());
     // Node's own rule: answer only if no response on this connection has begun, or the
     // bytes would corrupt one the client is already reading.
-    const canAnswer = code !== undefined && socket.writable && !inFlight?.headersSent;
+    // A client that closed halfway through its request is gone: nobody would read an answer.
+    const gone = reason === 'connection_error' || reason === 'incomplete_request';
+    const canAnswer = code !== undefined && !gone && socket.writable && !inFlight?.headersSent;
     // The exchange in flight ends as the client's fault (400 sent, or 499 gone), not the instance's.
     if (inFlight) {
-      const gone = reason === 'connection_error' || reason === 'incomplete_request';
       markClientFault(inFlight, {
         termination: gone ? 'client_aborted' : 'client_bad_request',
         status: canAnswer ? ERRORS[code].status : inFlight.headersSent ? inFlight.statusCode : 499,
