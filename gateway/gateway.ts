@@ -1,23 +1,20 @@
-import { createServer } from 'node:http';
 import { basename, dirname, join } from 'node:path';
 import type { GatewayConfig } from '../config/schema.ts';
-import { adminAuthPolicy } from '../policies/auth/auth.ts';
-import type { KeySlot } from '../policies/auth/key-digest.ts';
-import type { HealthView, Policy, PolicyDeps } from '../policies/policy.ts';
-import { adminRouter } from './admin/router.ts';
-import { adminRoutes } from './admin/routes.ts';
+import type { PolicyDeps } from '../policies/policy.ts';
+import { adminServer } from './admin/admin-server.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { GatewayError } from './errors.ts';
 import { Handler } from './handler.ts';
+import { healthView, publishInstanceReady } from './health/health-view.ts';
 import { Lifecycle } from './lifecycle.ts';
-import { invocationServer, Listeners, serverOptions, type GatewayAddresses } from './listeners.ts';
+import { invocationServer, Listeners, type GatewayAddresses } from './listeners.ts';
 import { FileConfigSource, type ReloadResult } from './live-config/config-source.ts';
 import { createAccessLogger, createLogger, logDestination, type Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { RequestObserver } from './request-observer.ts';
 import type { Snapshot } from './snapshot/compile.ts';
 import { ConfigStore } from './snapshot/store.ts';
-import { KeyStore, KeySupersededError } from './state/key-store.ts';
+import { KeyStore } from './state/key-store.ts';
+import { regenerateKey } from './state/regenerate-key.ts';
 import { LiveStateRegistry } from './state/state-registry.ts';
 import { InstanceRegistry } from './upstream/instance.ts';
 
@@ -70,24 +67,16 @@ export class Gateway {
     this.#policyDeps = {
       clock,
       state: this.state,
-      health: this.#healthView(),
+      health: healthView(() => this.store.current, clock),
       workers: opts.workers ?? 1,
       log: this.log,
       keyOverride: (ep, slot, configured) => keyStore.get(ep, slot, configured),
     };
     this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps }, this.state, this.log);
-    this.store.subscribe((next) => this.#publishInstances(next, clock()));
+    this.store.subscribe((next) => publishInstanceReady(this.metrics, next, clock()));
     // An endpoint removed from the config forgets its regenerated keys for good.
     this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
-    this.store.subscribe((next, prev) => {
-      if (!prev) return;
-      this.#listeners.setHeaderTimeout(next.config.server.client_header_timeout_ms);
-      for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
-        if (JSON.stringify(prev.config.server[k]) !== JSON.stringify(next.config.server[k])) {
-          this.log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
-        }
-      }
-    });
+    this.store.subscribe((next, prev) => prev && this.#listeners.configChanged(next.config.server, prev.config.server, this.log));
     this.source = new FileConfigSource(opts.configPath, opts.env, (cfg, warnings) => this.store.apply(cfg, warnings), this.metrics, this.log);
     this.store.apply(opts.config, opts.warnings);
     this.metrics.reloads.inc({ result: 'success' });
@@ -120,16 +109,6 @@ export class Gateway {
     return this.lifecycle.draining;
   }
 
-  #healthView(): HealthView {
-    return {
-      readyInstances: (endpoint, deployment) => {
-        const d = this.store.current.endpoints.get(endpoint)?.deployments.get(deployment);
-        const now = this.#policyDeps.clock();
-        return d ? d.instances.filter((i) => i.takesTraffic(now)).length : 0;
-      },
-    };
-  }
-
   async #listen(opts: GatewayOptions): Promise<void> {
     const cfg = opts.config;
     const lc = this.lifecycle;
@@ -144,65 +123,23 @@ export class Gateway {
       random: opts.random ?? Math.random,
     });
     const serve = handler.serve.bind(handler);
-    const adminAuth = new WeakMap<Snapshot, Policy>();
-    const route = adminRouter({
-      routes: adminRoutes({
-        snapshot: () => this.store.current,
-        ready: () => lc.ready,
-        draining: () => lc.draining,
-        metrics: this.metrics,
-        log: this.log,
-        now: this.#policyDeps.clock,
-        regenerateKey: (ep, slot, digest, by) => this.#regenerateKey(ep, slot, digest, by.id),
-      }),
-      auth: () => {
-        const snap = this.store.current;
-        let p = adminAuth.get(snap);
-        if (!p) adminAuth.set(snap, p = adminAuthPolicy(snap.config, this.#policyDeps));
-        return p;
-      },
+    const admin = adminServer(cfg, {
+      snapshot: () => this.store.current,
+      ready: () => lc.ready,
+      draining: () => lc.draining,
+      metrics: this.metrics,
       log: this.log,
       accessLog: this.accessLog,
+      now: this.#policyDeps.clock,
+      policy: this.#policyDeps,
+      regenerateKey: (ep, slot, digest, by) => regenerateKey(this.keyStore, this.store, this.log, ep, slot, digest, by.id),
     });
-    const headerMs = cfg.server.client_header_timeout_ms;
-    const admin = createServer(serverOptions(headerMs), (req, res) => route(req, res, false));
-    admin.on('checkContinue', (req, res) => route(req, res, true));
     const s = cfg.server;
+    const headerMs = s.client_header_timeout_ms;
     const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve, headerMs), at: s.listen }];
     if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve, headerMs), at: s.private_listen });
     const bound = await this.#listeners.bind([...specs, { kind: 'admin', server: admin, at: s.admin_listen }]);
     this.#addresses = { public: bound[0]!, private: s.private_listen ? bound[1] : undefined, admin: bound[bound.length - 1]! };
-  }
-
-  async #regenerateKey(endpoint: string, slot: KeySlot, digest: Buffer, by: string): Promise<void> {
-    const configured = this.store.current.config.endpoints[endpoint]?.keys?.[slot];
-    try {
-      await this.keyStore.set(endpoint, slot, digest, configured, by);
-    } catch (err) {
-      if (err instanceof KeySupersededError) {
-        throw new GatewayError('Conflict', 'The config file changed this key while the new one was being stored; the file\'s key is in force. Retry to regenerate it.');
-      }
-      // Whole or not at all: a key that could not be stored is not made effective, or a
-      // restart would bring the old one back.
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      this.log.error({ file: this.keyStore.file, code }, 'cannot store a regenerated key');
-      throw new GatewayError('InternalError', `The new key could not be stored (state file ${this.keyStore.file}: ${code}); the old key stays in force. Set state.file to a writable path.`);
-    }
-    this.store.refresh();
-  }
-
-  /**
-   * `switchyard_instance_ready` for every instance of the snapshot (1 = takes traffic).
-   * Series of instances no longer configured are dropped.
-   */
-  #publishInstances(snap: Snapshot, now: number): void {
-    const g = this.metrics.instanceReady;
-    g.reset();
-    for (const ep of snap.endpoints.values()) {
-      for (const d of ep.deployments.values()) {
-        for (const i of d.instances) g.set({ endpoint: ep.name, deployment: d.name, instance: i.origin }, i.takesTraffic(now) ? 1 : 0);
-      }
-    }
   }
 
   /** Apply a validated config (swap the snapshot); listener addresses need a restart. */
@@ -227,13 +164,7 @@ export class Gateway {
   #shutdown: Promise<void> | undefined;
 
   async #drain(): Promise<void> {
-    const lc = this.lifecycle;
-    lc.draining = true;
-    const grace = this.store.current.config.server.shutdown_grace_ms;
-    this.log.info({ in_flight: lc.inFlight, grace_ms: grace }, 'draining');
-    this.#listeners.stopInvocations();
-    if (!(await lc.idle(grace))) this.log.warn({ in_flight: lc.inFlight }, 'grace period over; closing remaining connections');
-    lc.closing = true;
+    await this.lifecycle.drain(this.store.current.config.server.shutdown_grace_ms, () => this.#listeners.stopInvocations(), this.log);
     await this.close();
   }
 

@@ -1,3 +1,5 @@
+import type { Logger } from './logger.ts';
+
 /**
  * The process's request lifecycle: requests in flight, readiness and the drain. The
  * listeners count requests in and out; a drain waits for the count to reach zero, for at
@@ -23,6 +25,18 @@ export class Lifecycle {
 
   leave(): void {
     if (--this.#inFlight === 0) this.#idle?.();
+  }
+
+  /**
+   * The drain: refuse new requests (503), let those in flight finish for up to `graceMs`,
+   * then mark the rest as cut by the shutdown. The caller closes the connections after.
+   */
+  async drain(graceMs: number, stopAccepting: () => void, log: Logger): Promise<void> {
+    this.draining = true;
+    log.info({ in_flight: this.inFlight, grace_ms: graceMs }, 'draining');
+    stopAccepting();
+    if (!(await this.idle(graceMs))) log.warn({ in_flight: this.inFlight }, 'grace period over; closing remaining connections');
+    this.closing = true;
   }
 
   /** Resolve once no request is in flight, or after `graceMs`; true when all finished. */

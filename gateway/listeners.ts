@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { GatewayConfig } from '../config/schema.ts';
 import type { ListenerKind } from '../policies/policy.ts';
+import type { Logger } from './logger.ts';
 import { ClientErrors, type ClientErrorDeps } from './client-errors.ts';
 
 /** Where to bind. `reusePort` lets several worker processes share one port (Linux). */
@@ -77,9 +79,15 @@ export class Listeners {
     return out;
   }
 
-  /** A reload changed `client_header_timeout_ms`: applies to requests from now on. */
-  setHeaderTimeout(ms: number): void {
-    for (const { server } of this.#servers) server.headersTimeout = ms;
+  /**
+   * A new config is in force: `client_header_timeout_ms` applies to requests from now on;
+   * listener addresses change only on a restart (said once per change).
+   */
+  configChanged(next: GatewayConfig['server'], prev: GatewayConfig['server'], log: Logger): void {
+    for (const { server } of this.#servers) server.headersTimeout = next.client_header_timeout_ms;
+    for (const k of ['listen', 'private_listen', 'admin_listen'] as const) {
+      if (JSON.stringify(prev[k]) !== JSON.stringify(next[k])) log.warn({ field: `server.${k}` }, 'listener addresses change only on restart');
+    }
   }
 
   /** Stop accepting invocations; idle keep-alive connections close now, busy ones after their response. */

@@ -13,6 +13,26 @@ export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
   };
 }
 
+/**
+ * Settings of an endpoint's config this version accepts but does not enforce yet (they arrive
+ * with their own issues). Defaults fill some of them in, so the view says which, rather than
+ * showing a queue limit as if it were active.
+ */
+function notEnforced(cfg: EndpointConfig): string[] {
+  const out: string[] = [];
+  for (const k of ['mirror_traffic', 'sticky', 'rate_limit', 'priority', 'mirror_compare'] as const) {
+    const v = cfg[k] as unknown;
+    if (v !== undefined && !(typeof v === 'object' && v !== null && Object.keys(v).length === 0)) out.push(k);
+  }
+  for (const [d, dep] of Object.entries(cfg.deployments)) {
+    out.push(`deployments.${d}.request_settings.max_concurrent_requests_per_instance`, `deployments.${d}.request_settings.max_queue_wait_ms`);
+    for (const k of ['readiness_probe', 'outlier_detection', 'circuit_breaker'] as const) {
+      if ((dep as Record<string, unknown>)[k] !== undefined) out.push(`deployments.${d}.${k}`);
+    }
+  }
+  return out;
+}
+
 /** Config plus the live state of every instance (SPEC §5). */
 export function endpointView(snap: Snapshot, name: string, now: number): unknown {
   const cfg = snap.config.endpoints[name];
@@ -29,5 +49,5 @@ export function endpointView(snap: Snapshot, name: string, now: number): unknown
       })),
     };
   }
-  return { name, config: redactEndpoint(cfg), state: { deployments } };
+  return { name, config: redactEndpoint(cfg), not_enforced_by_this_version: notEnforced(cfg), state: { deployments } };
 }

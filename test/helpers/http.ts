@@ -8,26 +8,51 @@ export interface Reply {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: string;
+  json<T = Record<string, unknown>>(): T;
 }
 
-export interface SendOptions {
+export interface CallOptions {
+  /** Default: POST when there is a body, else GET. */
   readonly method?: string;
   readonly headers?: Record<string, string>;
+  /** A string body is sent as `application/json` unless `headers` say otherwise. */
   readonly body?: string | Buffer;
+  /** Source address, to act as a client on another network (127.0.0.x). */
+  readonly localAddress?: string;
 }
 
-/** One request on a fresh connection (no agent pooling, so headers are exactly ours). */
-export function send(url: string, opts: SendOptions = {}): Promise<Reply> {
+/**
+ * The tests' one HTTP client: one request on a fresh connection (no agent pooling, so the
+ * headers are exactly these and `localAddress` applies), read to the end.
+ */
+export function call(url: string, opts: CallOptions = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (typeof opts.body === 'string' && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
+    headers['content-type'] = 'application/json';
+  }
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+    const req = httpRequest(url, {
+      method: opts.method ?? (opts.body !== undefined ? 'POST' : 'GET'),
+      headers,
+      localAddress: opts.localAddress,
+      agent: false,
+    }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body) as T });
+      });
       res.on('error', reject);
     });
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** `Authorization: Bearer <token>`. */
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
 }
 
 /** A raw HTTP/1.x response: status, headers as (lower-cased name, value) pairs, body bytes. */
@@ -77,6 +102,13 @@ export function rawExchange(port: number, chunks: readonly (string | Buffer)[]):
   });
 }
 
+/** A raw reply as a {@link Reply} (headers by lower-cased name), for the shared assertions. */
+export function replyOf(r: RawReply): Reply {
+  const headers: IncomingHttpHeaders = {};
+  for (const [n, v] of r.headers) headers[n] = v;
+  return { status: r.status, headers, body: r.body, json: <T>() => JSON.parse(r.body) as T };
+}
+
 /** The shape of a gateway-made error body (SPEC §4). */
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly request_id: string };
@@ -86,7 +118,7 @@ export interface ErrorBody {
  * Assert `r` is a gateway-made error with this status and code: JSON body of SPEC §4,
  * a non-empty message, and a request_id equal to the `x-request-id` header.
  */
-export function assertGatewayError(r: Reply, status: number, code: string): ErrorBody {
+export function assertGatewayError(r: Pick<Reply, 'status' | 'headers' | 'body'>, status: number, code: string): ErrorBody {
   assert.equal(r.status, status, `status (body: ${r.body})`);
   assert.match(String(r.headers['content-type']), /^application\/json/);
   const body = JSON.parse(r.body) as ErrorBody;

@@ -4,9 +4,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { bearer, call, type Reply } from '../helpers/client.ts';
+import { bearer, call, type Reply, waitFor } from '../helpers/http.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/http.ts';
 
 // The admin listener (issue 7 item 11): authenticate before inviting an upload, HEAD
 // wherever GET works, one access line per admin call, never a credential in the logs.
@@ -178,4 +177,14 @@ test('one access line per admin call: who, what, status; failed logins too; neve
   const all = gw.logs.raw.join('\n');
   assert.ok(!all.includes(WRONG), 'the presented wrong credential is in no log line');
   assert.ok(!all.includes(ADMIN), 'the admin key is in no log line');
+});
+
+test('the endpoint view says which settings this version does not enforce (queue defaults are not shown as active)', async () => {
+  const r = await call(`${gw.adminUrl}/admin/endpoints/cars`, { headers: bearer(ADMIN) });
+  assert.equal(r.status, 200);
+  const view = r.json<{ not_enforced_by_this_version: string[] }>();
+  assert.deepEqual(view.not_enforced_by_this_version, [
+    'deployments.blue.request_settings.max_concurrent_requests_per_instance',
+    'deployments.blue.request_settings.max_queue_wait_ms',
+  ]);
 });

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import type { IncomingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
 import { manualClock } from '../helpers/clock.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { assertGatewayError, rawExchange, waitFor, type RawReply, type Reply } from '../helpers/http.ts';
+import { assertGatewayError, rawExchange, type RawReply, replyOf, waitFor } from '../helpers/http.ts';
 
 // Rejections Node's HTTP parser makes before the gateway sees a request (issue 7 item 7):
 // the SPEC §4 JSON body with an x-request-id, a counter by reason, a rate-limited log line.
@@ -30,15 +29,9 @@ after(async () => {
 
 const head = (lines: string[]): string => `${lines.join('\r\n')}\r\n\r\n`;
 
-/** A raw reply as the shared assertion reads it. */
-function asReply(r: RawReply): Reply {
-  const headers: IncomingHttpHeaders = {};
-  for (const [n, v] of r.headers) headers[n] = v;
-  return { status: r.status, headers, body: r.body };
-}
 
 function assertRejected(r: RawReply, status: number, code: string): void {
-  assertGatewayError(asReply(r), status, code);
+  assertGatewayError(replyOf(r), status, code);
   assert.equal(r.headers.find(([n]) => n === 'connection')?.[1], 'close', 'the connection is closed after the answer');
 }
 

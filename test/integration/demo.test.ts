@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { call } from '../helpers/client.ts';
+import { call } from '../helpers/http.ts';
 
 // `npm start` as a user runs it: `switchyard` (bare, or `demo`) in a child process, listeners
 // on port 0, its temporary directory under a TMPDIR of the test's own so nothing is missed.

@@ -2,7 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { generateSigningKey, startStandInEntra, TENANT, AUDIENCE, type StandInEntra } from '../helpers/entra.ts';
-import { call, bearer, type Reply } from '../helpers/client.ts';
+import { bearer, call, type Reply } from '../helpers/http.ts';
 import { manualClock } from '../helpers/clock.ts';
 
 // A hanging identity provider seen from outside (issue 7, item 6): `entra.fetch_timeout_ms`

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { formatIssues, parseConfig } from '../../config/load.ts';
 import { config, startGateway, startUpstream, withTestListeners, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { startStandInEntra, TENANT, OTHER_TENANT, AUDIENCE, type StandInEntra } from '../helpers/entra.ts';
-import { call, bearer } from '../helpers/client.ts';
+import { bearer, call } from '../helpers/http.ts';
 
 // Entra-style tokens and key rotation end to end: a stand-in Entra over loopback HTTP,
 // the gateway, a model server. What the caller sees, what the model sees, what is logged.

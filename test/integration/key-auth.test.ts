@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { assertGatewayError, send, waitFor, type Reply } from '../helpers/http.ts';
+import { assertGatewayError, call, type Reply, waitFor } from '../helpers/http.ts';
 
 const PRIMARY = 'pk-7f3a9c1e-primary-key-literal';
 const SECONDARY = 'sk-2b8d4f60-secondary-key-literal';
@@ -39,7 +39,7 @@ after(async () => {
 
 /** Invoke, then wait for the request's access-log line (written when the response closes). */
 async function invoke(path: string, headers: Record<string, string>): Promise<{ r: Reply; line: Record<string, unknown> }> {
-  const r = await send(`${gw.url}${path}`, { method: 'POST', headers, body: '{"x":1}' });
+  const r = await call(`${gw.url}${path}`, { method: 'POST', headers, body: '{"x":1}' });
   const id = r.headers['x-request-id'];
   let line: Record<string, unknown> | undefined;
   await waitFor(() => (line = gw.logs.access().find((l) => l.request_id === id)) !== undefined, `access log line for ${String(id)}`);

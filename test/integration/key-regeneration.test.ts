@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { formatIssues, loadConfigFile } from '../../config/load.ts';
 import { Gateway } from '../../gateway/gateway.ts';
-import { bearer, call } from '../helpers/client.ts';
+import { bearer, call } from '../helpers/http.ts';
 import { LogCapture, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
 
 // A regenerated key against hand edits of the config file (issue 7 item 12): a real gateway

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { config, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { call, bearer } from '../helpers/client.ts';
+import { bearer, call } from '../helpers/http.ts';
 
 // Public and private listeners bind different loopback addresses; clients pick a source
 // address (127.0.0.x) to act as different networks.

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { bearer, call, type Reply } from '../helpers/client.ts';
+import { bearer, call, type Reply, waitFor } from '../helpers/http.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { waitFor } from '../helpers/http.ts';
 
 // SPEC §6 from outside (issue 6 item 9): switchyard_requests_total, the duration histogram
 // and every field of the access line, after a known mix of requests to a real gateway.

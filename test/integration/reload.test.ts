@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { deadPort as freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
-import { send, waitFor, type Reply } from '../helpers/http.ts';
+import { call, type Reply, waitFor } from '../helpers/http.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/switchyard.mjs', import.meta.url));
 const KEY = 'reload-test-key';
@@ -85,7 +85,7 @@ async function ports(): Promise<{ pub: number; admin: number }> {
 }
 
 function invoke(s: Served, path = '/endpoints/cars/score'): Promise<Reply> {
-  return send(`${s.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{}' });
+  return call(`${s.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{}' });
 }
 
 async function deploymentsOf(s: Served, n: number): Promise<string[]> {

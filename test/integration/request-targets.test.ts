@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import type { IncomingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
-import { bearer, call } from '../helpers/client.ts';
+import { assertGatewayError, bearer, call, rawExchange, type RawReply, replyOf } from '../helpers/http.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { assertGatewayError, rawExchange, type RawReply, type Reply } from '../helpers/http.ts';
 
 // What the gateway makes of the request line and the Host header (RFC 9112 §3.2, RFC 3986
 // §5.2.4), and which client headers reach the instance. Raw sockets: every byte is ours.
@@ -43,12 +41,6 @@ function raw(lines: readonly string[]): Promise<RawReply> {
   return rawExchange(port, [`${[...lines, 'Connection: close'].join('\r\n')}\r\n\r\n`]);
 }
 
-/** A raw reply in the shape {@link assertGatewayError} reads. */
-function reply(r: RawReply): Reply {
-  const headers: IncomingHttpHeaders = {};
-  for (const [n, v] of r.headers) headers[n] = v;
-  return { status: r.status, headers, body: r.body };
-}
 
 /** Send `target` to the gateway with the cars key; the URL the cars instance saw. */
 async function seenBy(target: string, host = 'gw.example.test'): Promise<string> {
@@ -65,18 +57,18 @@ test('more than one Host header is 400 BadRequest (RFC 9112 §3.2), whatever the
   const before = cars.seen.length;
   for (const pair of [['Host: gw.example.test', 'host: evil.example'], ['Host: a', 'HOST: a']]) {
     const r = await raw(['GET /endpoints/cars/score HTTP/1.1', ...pair, `Authorization: Bearer ${CARS_KEY}`]);
-    assertGatewayError(reply(r), 400, 'BadRequest');
+    assertGatewayError(replyOf(r), 400, 'BadRequest');
   }
   // With host_suffix the second Host would otherwise pick the endpoint.
   const r = await raw(['GET /score HTTP/1.1', 'Host: x.example', 'Host: cars.inference.test', `Authorization: Bearer ${CARS_KEY}`]);
-  assertGatewayError(reply(r), 400, 'BadRequest');
+  assertGatewayError(replyOf(r), 400, 'BadRequest');
   assert.equal(cars.seen.length, before, 'nothing reached the instance');
 });
 
 test('a Host that is not a host is 400 BadRequest', async () => {
   for (const host of ['gw example', 'gw.example:80x', 'a:1:2', '[::1']) {
     const r = await raw(['GET /endpoints/cars/score HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${CARS_KEY}`]);
-    assertGatewayError(reply(r), 400, 'BadRequest');
+    assertGatewayError(replyOf(r), 400, 'BadRequest');
   }
 });
 
@@ -94,7 +86,7 @@ test('an absolute-form target routes by its path, and its authority stands for H
 test('an absolute-form target with userinfo, another scheme or no host is 400 BadRequest', async () => {
   for (const target of ['http://user@gw.example.test/endpoints/cars/score', 'ftp://gw.example.test/endpoints/cars/score', 'http:///endpoints/cars/score', 'http://gw.example:x/endpoints/cars/score']) {
     const r = await raw([`GET ${target} HTTP/1.1`, 'Host: gw.example.test', `Authorization: Bearer ${CARS_KEY}`]);
-    assertGatewayError(reply(r), 400, 'BadRequest');
+    assertGatewayError(replyOf(r), 400, 'BadRequest');
   }
 });
 
@@ -124,7 +116,7 @@ test('a target cannot climb out of the endpoint: it is routed by the normalised 
   // /endpoints/cars/../other/score is /endpoints/other/score: endpoint other, with its own keys.
   const before = other.seen.length;
   const withCarsKey = await raw(['GET /endpoints/cars/../other/score HTTP/1.1', 'Host: x', `Authorization: Bearer ${CARS_KEY}`]);
-  assertGatewayError(reply(withCarsKey), 401, 'Unauthorized');
+  assertGatewayError(replyOf(withCarsKey), 401, 'Unauthorized');
   assert.equal(other.seen.length, before);
   const withOtherKey = await raw(['GET /endpoints/cars/%2e%2e/other/v1?q=../x HTTP/1.1', 'Host: x', `Authorization: Bearer ${OTHER_KEY}`]);
   assert.equal(withOtherKey.status, 200, withOtherKey.body);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { assertGatewayError, send, type Reply } from '../helpers/http.ts';
+import { assertGatewayError, call, type Reply } from '../helpers/http.ts';
 
 const KEY = 'routing-test-key';
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -45,31 +45,31 @@ function json(r: Reply): { deployment: string; url: string } {
 }
 
 test('azureml-model-deployment picks a deployment directly, even one at 0% traffic', async () => {
-  const byTraffic = await send(`${gw.url}/endpoints/cars/v1/ping`, { headers: AUTH });
+  const byTraffic = await call(`${gw.url}/endpoints/cars/v1/ping`, { headers: AUTH });
   assert.equal(json(byTraffic).deployment, 'blue');
   assert.equal(byTraffic.headers['azureml-model-deployment'], 'blue');
 
   const before = green.seen.length;
-  const direct = await send(`${gw.url}/endpoints/cars/v1/ping`, { headers: { ...AUTH, 'azureml-model-deployment': 'green' } });
+  const direct = await call(`${gw.url}/endpoints/cars/v1/ping`, { headers: { ...AUTH, 'azureml-model-deployment': 'green' } });
   assert.equal(json(direct).deployment, 'green');
   assert.equal(direct.headers['azureml-model-deployment'], 'green');
   assert.equal(green.seen.length, before + 1);
 });
 
 test('an unknown deployment is 404 DeploymentNotFound with the error body of SPEC §4', async () => {
-  const r = await send(`${gw.url}/endpoints/cars/score`, { headers: { ...AUTH, 'azureml-model-deployment': 'purple' } });
+  const r = await call(`${gw.url}/endpoints/cars/score`, { headers: { ...AUTH, 'azureml-model-deployment': 'purple' } });
   assertGatewayError(r, 404, 'DeploymentNotFound');
 });
 
 test('an unknown endpoint is 404 EndpointNotFound', async () => {
-  assertGatewayError(await send(`${gw.url}/endpoints/planes/score`, { headers: AUTH }), 404, 'EndpointNotFound');
-  assertGatewayError(await send(`${gw.url}/endpoints/`, { headers: AUTH }), 404, 'EndpointNotFound');
-  assertGatewayError(await send(`${gw.url}/score`, { headers: AUTH }), 404, 'EndpointNotFound');
+  assertGatewayError(await call(`${gw.url}/endpoints/planes/score`, { headers: AUTH }), 404, 'EndpointNotFound');
+  assertGatewayError(await call(`${gw.url}/endpoints/`, { headers: AUTH }), 404, 'EndpointNotFound');
+  assertGatewayError(await call(`${gw.url}/score`, { headers: AUTH }), 404, 'EndpointNotFound');
 });
 
 test('all-zero traffic is 404 NoPositiveTraffic, but naming the deployment still works', async () => {
-  assertGatewayError(await send(`${gw.url}/endpoints/boats/score`, { headers: AUTH }), 404, 'NoPositiveTraffic');
-  const r = await send(`${gw.url}/endpoints/boats/score`, { headers: { ...AUTH, 'azureml-model-deployment': 'sail' } });
+  assertGatewayError(await call(`${gw.url}/endpoints/boats/score`, { headers: AUTH }), 404, 'NoPositiveTraffic');
+  const r = await call(`${gw.url}/endpoints/boats/score`, { headers: { ...AUTH, 'azureml-model-deployment': 'sail' } });
   assert.equal(json(r).deployment, 'boat');
   assert.equal(r.headers['azureml-model-deployment'], 'sail');
 });
@@ -88,22 +88,22 @@ test('path and query pass through; score maps to scoring_route with the query ke
     ['/endpoints/cars/a%2Fb/c%20d?q=%26x%3D1&r=%2F', '/a%2Fb/c%20d?q=%26x%3D1&r=%2F'],
   ];
   for (const [path, upstream] of cases) {
-    assert.equal(json(await send(`${gw.url}${path}`, { headers: AUTH })).url, upstream, path);
+    assert.equal(json(await call(`${gw.url}${path}`, { headers: AUTH })).url, upstream, path);
   }
 });
 
 test('host_suffix routes Host: cars.inference.test the same way, path unchanged', async () => {
-  const r = await send(`${gw.url}/score?v=3`, { headers: { ...AUTH, host: 'cars.inference.test' } });
+  const r = await call(`${gw.url}/score?v=3`, { headers: { ...AUTH, host: 'cars.inference.test' } });
   assert.deepEqual(json(r), { deployment: 'blue', url: '/predict?v=3' });
-  const other = await send(`${gw.url}/v1/models`, { headers: { ...AUTH, host: 'CARS.inference.test:8080' } });
+  const other = await call(`${gw.url}/v1/models`, { headers: { ...AUTH, host: 'CARS.inference.test:8080' } });
   assert.equal(json(other).url, '/v1/models');
   // A host that is only the suffix, or another domain, routes nowhere.
-  assertGatewayError(await send(`${gw.url}/score`, { headers: { ...AUTH, host: 'inference.test' } }), 404, 'EndpointNotFound');
-  assertGatewayError(await send(`${gw.url}/score`, { headers: { ...AUTH, host: 'cars.example.com' } }), 404, 'EndpointNotFound');
+  assertGatewayError(await call(`${gw.url}/score`, { headers: { ...AUTH, host: 'inference.test' } }), 404, 'EndpointNotFound');
+  assertGatewayError(await call(`${gw.url}/score`, { headers: { ...AUTH, host: 'cars.example.com' } }), 404, 'EndpointNotFound');
 });
 
 test('the upstream gets x-request-id and x-forwarded-*, never authorization or forged forwarding', async () => {
-  const r = await send(`${gw.url}/endpoints/cars/score`, {
+  const r = await call(`${gw.url}/endpoints/cars/score`, {
     method: 'POST',
     headers: {
       ...AUTH,
@@ -131,7 +131,7 @@ test('the upstream gets x-request-id and x-forwarded-*, never authorization or f
 });
 
 test('gateway-made errors carry x-request-id too', async () => {
-  const r = await send(`${gw.url}/endpoints/cars/score`);
+  const r = await call(`${gw.url}/endpoints/cars/score`);
   assertGatewayError(r, 401, 'Unauthorized');
   assert.equal(blue.seen.some((s) => s.headers['x-request-id'] === r.headers['x-request-id']), false);
 });

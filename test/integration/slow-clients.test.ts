@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startGateway, startUpstream, type TestGateway } from '../helpers/gateway.ts';
-import { send, waitFor } from '../helpers/http.ts';
+import { call, waitFor } from '../helpers/http.ts';
 
 // Issue 7 item 2: slow uploads must not starve a model. Real slow clients, bounded in time.
 
@@ -50,7 +50,7 @@ test('300 stalled uploads hold no instance connection: other requests on the ins
   }
   t.after(() => { for (const s of slow) s.destroy(); });
   const replies = await Promise.all(Array.from({ length: 20 }, () =>
-    send(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: '{"x":1}' })));
+    call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: '{"x":1}' })));
   assert.deepEqual(replies.map((r) => r.status), Array(20).fill(200));
   assert.equal(stats.seen, 20, 'the stalled uploads never reached the instance');
 });

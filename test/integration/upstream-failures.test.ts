@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { deadPort, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
-import { assertGatewayError, rawExchange, send } from '../helpers/http.ts';
+import { assertGatewayError, call, rawExchange } from '../helpers/http.ts';
 
 const KEY = 'failures-test-key';
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -40,7 +40,7 @@ async function upstream(t: TestContext, name: string, handler?: (req: IncomingMe
 test('request_timeout_ms: an upstream that never answers gets 504 GatewayTimeout', { timeout: 15_000 }, async (t) => {
   const silent = await upstream(t, 'silent', () => {});
   const { gw } = await setup(t, [silent.url], { request_settings: { request_timeout_ms: 200 } });
-  const r = await send(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
+  const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
   assertGatewayError(r, 504, 'GatewayTimeout');
   assert.equal(r.headers['azureml-model-deployment'], 'blue', 'the deployment was chosen, so the header is set');
   assert.equal(silent.seen.length, 1);
@@ -94,7 +94,7 @@ test('time spent uploading or not reading is not counted against request_timeout
 
 test('connection refused by the only instance is 502 BadGateway', async (t) => {
   const { gw } = await setup(t, [`http://127.0.0.1:${await deadPort()}`]);
-  const r = await send(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
+  const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
   assertGatewayError(r, 502, 'BadGateway');
   assert.equal(r.headers['azureml-model-deployment'], 'blue');
 });
@@ -104,7 +104,7 @@ test('a refused connection is retried on the other instance: every request succe
   // The dead port is listed first and random() is 0, so every request tries it first.
   const { gw } = await setup(t, [`http://127.0.0.1:${await deadPort()}`, good.url]);
   for (let i = 0; i < 20; i++) {
-    const r = await send(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: `{"i":${i}}` });
+    const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: `{"i":${i}}` });
     assert.equal(r.status, 200, `request ${i}: ${r.body}`);
   }
   // A chunked upload (no Content-Length) is retried whole too.
@@ -130,7 +130,7 @@ test("an instance's own error status passes through unchanged and is not retried
   });
   const healthy = await upstream(t, 'healthy');
   const { gw } = await setup(t, [failing.url, healthy.url]);
-  const r = await send(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
+  const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
   assert.equal(r.status, 503);
   assert.equal(r.body, '{"detail":"model warming up"}');
   assert.equal(r.headers['retry-after'], '7');
@@ -144,7 +144,7 @@ test('a POST whose instance resets the connection after reading it is 502 and no
   // The resetter is tried first; a retry would land on `healthy` and be counted there.
   const { gw } = await setup(t, [resetter.url, healthy.url]);
   for (let i = 0; i < 3; i++) {
-    const r = await send(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: `{"i":${i}}` });
+    const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: `{"i":${i}}` });
     assertGatewayError(r, 502, 'BadGateway');
   }
   assert.equal(resetter.seen.length, 3, 'the resetting instance read each request');
@@ -163,7 +163,7 @@ test('Content-Length over max_body_bytes is 413 before the upstream sees anythin
   assert.equal(up.seen.length, 0);
 
   // At the limit exactly is fine.
-  const ok = await send(`http://127.0.0.1:${port}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: 'y'.repeat(1024) });
+  const ok = await call(`http://127.0.0.1:${port}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: 'y'.repeat(1024) });
   assert.equal(ok.status, 200);
   assert.equal(up.seen.length, 1);
 });
