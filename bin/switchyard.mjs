@@ -6,12 +6,11 @@ if (major < 24) {
   process.stderr.write(`switchyard needs Node.js 24 or newer (this is ${process.version}); run it through npm (npm start, npx switchyard) to use the project's pinned Node.\n`);
   process.exit(1);
 }
-// V8 pretenures allocation sites whose objects it sees survive; under proxy load that put
-// per-request objects in old space, whose references then kept every young object they
-// touched alive through scavenges (~10 MB promoted and a 20 ms pause per scavenge, against
-// ~2 ms without). Measured with --trace-gc-nvp; see README "Performance".
+// V8 flags that do not need a restart are set here, before any gateway code is loaded (the
+// list and the measurements behind it: bin/v8-flags.mjs).
 const { setFlagsFromString } = await import('node:v8');
-setFlagsFromString('--no-allocation-site-pretenuring');
+const { V8_FLAGS } = await import('./v8-flags.mjs');
+for (const flag of V8_FLAGS) setFlagsFromString(flag);
 const { main } = await import('../gateway/cli/cli.ts');
 const code = await main(process.argv.slice(2));
 if (code !== undefined) process.exitCode = code;

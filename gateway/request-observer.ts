@@ -1,3 +1,4 @@
+import { AccessLog } from './access-log.ts';
 import type { Logger } from './logger.ts';
 import type { Outcome, Termination } from '../policies/policy.ts';
 import type { Exchange } from './exchange.ts';
@@ -16,15 +17,15 @@ const TERMINATIONS: readonly Termination[] = ['completed', 'client_aborted', 'cl
  */
 export class RequestObserver {
   readonly #metrics: Metrics;
-  readonly #access: Logger;
+  readonly #access: AccessLog;
   readonly #log: Logger;
   readonly #accessLog: boolean;
 
   constructor(metrics: Metrics, access: Logger, log: Logger, accessLog: boolean) {
     this.#metrics = metrics;
-    this.#access = access;
+    this.#access = new AccessLog(access);
     this.#log = log;
-    this.#accessLog = accessLog;
+    this.#accessLog = accessLog && this.#access.enabled;
   }
 
 
@@ -88,23 +89,6 @@ export class RequestObserver {
     if (ctx.error === 'Unauthorized' || ctx.error === 'Forbidden') {
       this.#metrics.authFailures.inc({ endpoint: ctx.endpoint, code: String(status) });
     }
-    if (!this.#accessLog) return;
-    const url = ctx.req.url ?? '';
-    const q = url.indexOf('?');
-    this.#access.info({
-      request_id: ctx.requestId,
-      method: ctx.req.method,
-      path: q < 0 ? url : url.slice(0, q),
-      endpoint: ctx.endpoint || undefined,
-      deployment: ctx.deployment || undefined,
-      status,
-      duration_ms: Math.round(seconds * 1e6) / 1e3,
-      auth: p?.type,
-      caller: p?.id,
-      client_ip: ctx.clientIp,
-      error: ctx.error,
-      termination: outcome.termination,
-      throttle: ctx.throttle,
-    }, 'request');
+    if (this.#accessLog) this.#access.write(ctx, outcome);
   }
 }

@@ -57,13 +57,17 @@ const procs = new Set<Proc>();
  * Start `node script args` (through `taskset -c cpu` when pinning is possible). stdout goes
  * to the log file, or to /dev/null when `discardStdout` (Switchyard's access log).
  */
-export function spawnNode(name: string, script: string, args: string[], opts: { cpu: number; logDir: string; discardStdout?: boolean }): Proc {
+export function spawnNode(name: string, script: string, args: string[], opts: { cpu: number; logDir: string; discardStdout?: boolean; nodeFlags?: readonly string[] }): Proc {
+  return spawnCmd(name, process.execPath, [...(opts.nodeFlags ?? []), script, ...args], opts);
+}
+
+/** Start any command, pinned like {@link spawnNode} (nginx for the reference row). */
+export function spawnCmd(name: string, command: string, args: string[], opts: { cpu: number; logDir: string; discardStdout?: boolean }): Proc {
   const log = join(opts.logDir, `${name}.log`);
   const fd = openSync(log, 'a');
-  const nodeArgs = [script, ...args];
   const [cmd, argv] = PIN
-    ? ['taskset', ['-c', String(opts.cpu), process.execPath, ...nodeArgs]]
-    : [process.execPath, nodeArgs];
+    ? ['taskset', ['-c', String(opts.cpu), command, ...args]]
+    : [command, args];
   const child = spawn(cmd, argv, { stdio: ['ignore', opts.discardStdout ? 'ignore' : fd, fd], cwd: join(HERE, '..') });
   closeSync(fd);
   const proc: Proc = { name, child, log, exited: false };
@@ -72,6 +76,26 @@ export function spawnNode(name: string, script: string, args: string[], opts: { 
   child.on('error', () => { proc.exited = true; procs.delete(proc); });
   return proc;
 }
+
+/**
+ * CPU time (user + system, ms) and resident memory (MiB) of a process, from /proc (Linux);
+ * undefined elsewhere or once it has exited.
+ */
+export function procStats(pid: number | undefined): { cpuMs: number; rssMiB: number } | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { cpuMs: (ticks * 1000) / CLOCK_TICKS, rssMiB: rss ? Number(rss[1]) / 1024 : NaN };
+  } catch {
+    return undefined;
+  }
+}
+/** Linux's USER_HZ: /proc times are in these ticks. */
+const CLOCK_TICKS = 100;
 
 /** The last lines of a process's log, for error messages. */
 export function logTail(proc: Proc, lines = 15): string {

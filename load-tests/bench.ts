@@ -23,9 +23,10 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import {
   CPU_LOAD, CPU_PROXY, HERE, PIN, fmt, freePort, httpStatus, installCleanup, killAll, median,
-  medianPerRound, onPath, runLoad, spawnNode, table, tempDir, waitReady,
+  medianPerRound, onPath, procStats, runLoad, spawnCmd, spawnNode, table, tempDir, waitReady,
 } from './bench-lib.ts';
 import type { Proc } from './bench-lib.ts';
+import { V8_FLAGS } from '../bin/v8-flags.mjs';
 import type { LoadResult, LoadSpec } from './load-runner.ts';
 
 const { values: a } = parseArgs({
@@ -69,7 +70,10 @@ const BENCH_AUDIENCE = 'api://switchyard-bench';
 const BENCH_ROLE = 'Scorer';
 
 /** One row: where the load goes and what each request carries. */
-interface Target { name: string; url: string; headers: Record<string, string> }
+interface Target { name: string; url: string; headers: Record<string, string>; /** The process serving it, for CPU and RSS. */ pid?: number | undefined }
+
+/** A run's load figures plus the target process's CPU per request and RSS at the end. */
+type Measured = LoadResult & { cpuUsPerReq?: number; rssMiB?: number };
 
 // ---------------------------------------------------------------------------------------
 // Switchyard variants — one gateway process per variant, each its own config and headers.
@@ -167,7 +171,43 @@ async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, logDir:
   writeFileSync(file, stringify({ server, ...config }));
   const proc = spawnNode(name, bin, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: true });
   await waitReady(proc, async () => (await httpStatus(`http://127.0.0.1:${admin}/readyz`)).status === 200, 20_000);
-  const target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers };
+  const target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers, pid: proc.child.pid };
+  await checkTarget(target, proc);
+  return target;
+}
+
+/**
+ * nginx as a reference row (when installed): one worker pinned like the proxies, keep-alive
+ * to the backend, and an access log written to a file with a buffer, as Switchyard writes its
+ * own. Not a dependency: `apt-get install nginx` to get the row.
+ */
+async function startNginx(backendUrl: string, logDir: string): Promise<Target> {
+  if (!onPath('nginx')) throw new Error('nginx is not installed (apt-get install nginx)');
+  const port = await freePort();
+  const conf = join(logDir, 'nginx.conf');
+  writeFileSync(conf, `worker_processes 1;
+daemon off;
+master_process off;
+pid ${join(logDir, 'nginx.pid')};
+error_log ${join(logDir, 'nginx-error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log ${join(logDir, 'nginx-access.log')} combined buffer=64k flush=1s;
+  client_body_temp_path ${logDir};
+  proxy_temp_path ${logDir};
+  upstream backend { server ${new URL(backendUrl).host}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`);
+  const proc = spawnCmd('nginx', 'nginx', ['-c', conf, '-p', logDir, '-e', join(logDir, 'nginx-error.log')], { cpu: CPU_PROXY, logDir });
+  const target = { name: 'nginx', url: `http://127.0.0.1:${port}/score`, headers: {}, pid: proc.child.pid };
   await checkTarget(target, proc);
   return target;
 }
@@ -194,17 +234,25 @@ function describe(r: LoadResult): string {
 }
 
 /** results[name][round]; a round of a target that failed stays undefined. */
-type Results = Map<string, (LoadResult | undefined)[]>;
+type Results = Map<string, (Measured | undefined)[]>;
 
 async function measure(targets: Target[], make: (t: Target) => LoadSpec, logDir: string, label: string): Promise<Results> {
-  const res: Results = new Map(targets.map((t) => [t.name, new Array<LoadResult | undefined>(ROUNDS)]));
+  const res: Results = new Map(targets.map((t) => [t.name, new Array<Measured | undefined>(ROUNDS)]));
   for (let r = 0; r < ROUNDS; r++) {
     // Interleaved, with the order rotated each round so no target always goes first.
     for (let i = 0; i < targets.length; i++) {
       const t = targets[(i + r) % targets.length];
       if (!t) continue;
       try {
-        const out = await runLoad(make(t), logDir);
+        const spec = make(t);
+        const before = procStats(t.pid);
+        const out: Measured = await runLoad(spec, logDir);
+        const after = procStats(t.pid);
+        if (before && after) {
+          // Warm-up requests are served too: count them at the measured rate.
+          out.cpuUsPerReq = ((after.cpuMs - before.cpuMs) * 1000) / (out.rps * (spec.durationS + spec.warmupS));
+          out.rssMiB = after.rssMiB;
+        }
         (res.get(t.name) ?? [])[r] = out;
         progress(`  ${label} round ${r + 1}/${ROUNDS} ${t.name.padEnd(15)} ${describe(out)}`);
       } catch (err) {
@@ -216,8 +264,8 @@ async function measure(targets: Target[], make: (t: Target) => LoadSpec, logDir:
 }
 
 const get = (res: Results, name: string): (LoadResult | undefined)[] => res.get(name) ?? [];
-const med = (rs: (LoadResult | undefined)[], f: (r: LoadResult) => number): number =>
-  median(rs.filter((r): r is LoadResult => r !== undefined).map(f));
+const med = (rs: (Measured | undefined)[], f: (r: Measured) => number): number =>
+  median(rs.filter((r): r is Measured => r !== undefined).map(f));
 const bad = (rs: (LoadResult | undefined)[]): number => rs.reduce((s, r) => s + (r ? r.non2xx + r.errors : 0), 0);
 
 function throughputReport(res: Results, targets: Target[], switchyards: string[]): string {
@@ -225,11 +273,12 @@ function throughputReport(res: Results, targets: Target[], switchyards: string[]
   const rows = targets.map((t) => {
     const rs = get(res, t.name);
     return [t.name, fmt(med(rs, (r) => r.rps), 0), fmt(medianPerRound(rs, direct, (x, y) => x.rps / y.rps)),
-      fmt(med(rs, (r) => r.p50)), fmt(med(rs, (r) => r.p99)), fmt(medianPerRound(rs, direct, (x, y) => x.p99 / y.p99)), String(bad(rs))];
+      fmt(med(rs, (r) => r.p50)), fmt(med(rs, (r) => r.p99)), fmt(medianPerRound(rs, direct, (x, y) => x.p99 / y.p99)),
+      fmt(med(rs, (r) => r.cpuUsPerReq ?? NaN), 1), fmt(med(rs, (r) => r.rssMiB ?? NaN), 0), String(bad(rs))];
   });
-  const out = [table(['config', 'req/s', 'req/s vs direct', 'p50 ms', 'p99 ms', 'p99 vs direct', 'non-2xx + errors'], rows)];
+  const out = [table(['config', 'req/s', 'req/s vs direct', 'p50 ms', 'p99 ms', 'p99 vs direct', 'CPU µs/req', 'RSS MiB', 'non-2xx + errors'], rows)];
   const pairs: (readonly [string, string])[] = switchyards.filter((n) => !n.includes('@'))
-    .flatMap((s) => ['undici-bare', 'http-proxy'].map((b) => [s, b] as const));
+    .flatMap((s) => ['undici-bare', 'http-proxy', 'nginx'].filter((b) => res.has(b)).map((b) => [s, b] as const));
   if (switchyards.includes('switchyard-jwt') && switchyards.includes('switchyard')) pairs.push(['switchyard-jwt', 'switchyard']);
   for (const base of switchyards.filter((n) => n.includes('@'))) {
     const current = base.slice(0, base.indexOf('@'));
@@ -264,11 +313,12 @@ async function main(): Promise<void> {
     const ports = { backend: await freePort(), bare: await freePort(), hp: await freePort() };
     const backendUrl = `http://127.0.0.1:${ports.backend}`;
     const backend = spawnNode('backend', join(HERE, 'backend.ts'), ['--port', String(ports.backend)], { cpu: CPU_LOAD, logDir });
-    const bare = spawnNode('undici-bare', join(HERE, 'bare-undici-proxy.ts'), ['--port', String(ports.bare), '--target', backendUrl], { cpu: CPU_PROXY, logDir });
+    // The floor: the bare proxy runs with exactly the V8 flags Switchyard's launcher sets.
+    const bare = spawnNode('undici-bare', join(HERE, 'bare-undici-proxy.ts'), ['--port', String(ports.bare), '--target', backendUrl], { cpu: CPU_PROXY, logDir, nodeFlags: V8_FLAGS });
     const hp = spawnNode('http-proxy', join(HERE, 'http-proxy-baseline.ts'), ['--port', String(ports.hp), '--target', backendUrl], { cpu: CPU_PROXY, logDir });
     const targets: Target[] = [
-      { name: 'direct', url: `${backendUrl}/score`, headers: {} },
-      { name: 'undici-bare', url: `http://127.0.0.1:${ports.bare}/score`, headers: {} },
+      { name: 'direct', url: `${backendUrl}/score`, headers: {}, pid: backend.child.pid },
+      { name: 'undici-bare', url: `http://127.0.0.1:${ports.bare}/score`, headers: {}, pid: bare.child.pid },
     ];
     const procs: Record<string, Proc> = { direct: backend, 'undici-bare': bare, 'http-proxy': hp };
     for (const t of targets) await checkTarget(t, procs[t.name] ?? backend);
@@ -295,9 +345,14 @@ async function main(): Promise<void> {
       }
     }
     targets.push(...switchyards);
-    const hpTarget = { name: 'http-proxy', url: `http://127.0.0.1:${ports.hp}/score`, headers: {} };
+    const hpTarget = { name: 'http-proxy', url: `http://127.0.0.1:${ports.hp}/score`, headers: {}, pid: hp.child.pid };
     await checkTarget(hpTarget, hp);
     targets.push(hpTarget);
+    const nginx = await startNginx(backendUrl, logDir).catch((err: unknown) => {
+      notes.push(`nginx: skipped — ${String(err).split('\n')[0]}`);
+      return undefined;
+    });
+    if (nginx) targets.push(nginx);
     for (const n of notes) progress(`NOTE ${n}`);
 
     progress(`warm-up: ${FIRST_WARMUP_S} s per target`);
@@ -315,7 +370,7 @@ async function main(): Promise<void> {
     const out = [
       '## Switchyard bench',
       '',
-      `${new Date().toISOString()} · Node ${process.version} · ${availableParallelism()} CPUs · ` +
+      `${new Date().toISOString()} · Node ${process.version} · V8 flags (Switchyard and the bare undici proxy alike): ${V8_FLAGS.join(' ') || 'none'} · ${availableParallelism()} CPUs · ` +
         (PIN ? `pinned: proxies CPU ${CPU_PROXY}, backend + load generator CPU ${CPU_LOAD}` : 'not pinned (no taskset or 1 CPU)') +
         ` · ${TOOL} · POST ${BODY.length}-byte JSON · ${ROUNDS} round(s) x ${DURATION} s (after ${WARMUP_S} s warm-up), interleaved; medians over rounds, ratios per round then median`,
       '',
