@@ -5,6 +5,7 @@ import { GatewayError } from '../errors.ts';
 import { downstreamHeaders } from './headers.ts';
 import type { Instance } from './instance.ts';
 import type { Sink } from './sink.ts';
+import { deadlines, type Expiring } from '../coarse-timers.ts';
 
 /** Told once how an attempt ended. */
 export interface AttemptListener {
@@ -42,7 +43,7 @@ const BAD_STATUS = new GatewayError('BadGateway', 'The model instance answered w
  * response streams to the sink chunk by chunk with backpressure (the upstream is paused
  * while the client socket is full), so SSE and other streamed answers pass unbuffered.
  */
-export class Attempt implements Dispatcher.DispatchHandler {
+export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   readonly #sink: Sink;
   readonly #instance: Instance;
   readonly #done: AttemptListener;
@@ -51,8 +52,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #finished = false;
   #abortReason: Error | undefined;
   // request_timeout_ms: undici's own header/body timers tick at 1 s resolution (a 200 ms
-  // setting fired after ~1 s), so one native timer per attempt enforces it instead.
-  #timer: NodeJS.Timeout | undefined;
+  // setting fired after ~1 s), so the shared 10 ms deadlines enforce it instead.
+  deadline = 0;
+  #timeoutMs = 0;
   #uploading = false;
   #paused = false;
 
@@ -65,13 +67,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** Send the request. */
   start(req: AttemptRequest): void {
     this.#instance.inFlight++;
-    this.#timer = setTimeout(() => this.#onTimeout(), req.timeoutMs);
+    this.#timeoutMs = req.timeoutMs;
+    this.deadline = deadlines.now + req.timeoutMs;
+    deadlines.add(this);
     if (req.body && !Buffer.isBuffer(req.body) && !req.body.readableEnded) {
       // As with undici's headers timeout, the wait for the answer starts when the upload ends.
       this.#uploading = true;
       req.body.once('end', () => {
         this.#uploading = false;
-        if (!this.#finished) this.#timer?.refresh();
+        if (!this.#finished) this.#rearm();
       });
     }
     this.#instance.pool.dispatch({
@@ -98,10 +102,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
    * for as long: 504 (or a cut connection once headers are out). Time the client spends
    * uploading, or not reading (upstream paused), is not the instance's fault.
    */
-  #onTimeout(): void {
+  expired(): void {
     if (this.#finished) return;
     if (this.#paused || (this.#uploading && !this.#status)) {
-      this.#timer?.refresh();
+      this.#rearm();
+      deadlines.add(this);
       return;
     }
     if (this.#controller) {
@@ -111,6 +116,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
     // Still queued in the pool: answer now; onRequestStart aborts the request later.
     this.#abortReason = TIMED_OUT;
     this.#finish({ kind: 'error', error: TIMED_OUT, connectFailed: false });
+  }
+
+  /** Activity: the deadline moves to `request_timeout_ms` from now. */
+  #rearm(): void {
+    this.deadline = deadlines.now + this.#timeoutMs;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -124,7 +134,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       controller.abort(new Error('client closed'));
       return;
     }
-    this.#timer?.refresh();
+    this.#rearm();
     if (statusCode < 200) {
       // An interim response (RFC 9110 §15.2): 103 Early Hints is passed on, the rest are
       // dropped; the final response follows on the same request. (An unsolicited
@@ -152,13 +162,13 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#timer?.refresh();
+    this.#rearm();
     if (!this.#sink.write(chunk)) {
       controller.pause();
       this.#paused = true;
       this.#sink.onDrain(() => {
         this.#paused = false;
-        if (!this.#finished) this.#timer?.refresh();
+        if (!this.#finished) this.#rearm();
         controller.resume();
       });
     }
@@ -182,7 +192,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #finish(r: AttemptResult): void {
     if (this.#finished) return;
     this.#finished = true;
-    clearTimeout(this.#timer);
+    deadlines.remove(this);
     this.#instance.inFlight--;
     this.#done.attemptDone(r);
   }

@@ -3,6 +3,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { GatewayError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
 import type { BodyLimits } from '../snapshot/compile.ts';
+import { deadlines, type Expiring } from '../coarse-timers.ts';
 
 // The rest of an oversized or stalled body is not read: the connection cannot be reused.
 export const TOO_LARGE = new GatewayError('PayloadTooLarge', undefined, { connection: 'close' });
@@ -17,30 +18,39 @@ export type Body = null | Buffer | Transform | GatewayError;
  * for silence (408), so a client that stops sending cannot hold an instance's connection
  * for longer than `client_body_timeout_ms`.
  */
-class BodyGuard extends Transform {
+class BodyGuard extends Transform implements Expiring {
   #left: number;
-  readonly #timer: NodeJS.Timeout;
+  readonly #idleMs: number;
+  readonly #onStall: () => void;
+  deadline: number;
 
   constructor(limit: number, idleMs: number, onStall: () => void) {
     super();
     this.#left = limit;
-    this.#timer = setTimeout(onStall, idleMs);
+    this.#idleMs = idleMs;
+    this.#onStall = onStall;
+    this.deadline = deadlines.now + idleMs;
+    deadlines.add(this);
+  }
+
+  expired(): void {
+    this.#onStall();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#timer.refresh();
+    this.deadline = deadlines.now + this.#idleMs;
     this.#left -= chunk.length;
     if (this.#left < 0) cb(TOO_LARGE);
     else cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
-    clearTimeout(this.#timer);
+    deadlines.remove(this);
     cb();
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    clearTimeout(this.#timer);
+    deadlines.remove(this);
     cb(err);
   }
 }
@@ -85,14 +95,15 @@ function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: Bo
   const settle = (body: Body): void => {
     if (settled) return;
     settled = true;
-    clearTimeout(timer);
+    deadlines.remove(watch);
     req.off('data', onData);
     req.off('end', onEnd);
     if (!ex.destroyed) done(body);
   };
-  const timer = setTimeout(() => settle(STALLED), limits.idleMs);
+  const watch: Expiring = { deadline: deadlines.now + limits.idleMs, expired: () => settle(STALLED) };
+  deadlines.add(watch);
   const onData = (c: Buffer): void => {
-    timer.refresh();
+    watch.deadline = deadlines.now + limits.idleMs;
     size += c.length;
     chunks.push(c);
     if (size > limits.maxBytes) return settle(TOO_LARGE);

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /**
  * Endpoint keys are held only as SHA-256 digests, in memory and at rest. A presented key
@@ -13,9 +13,9 @@ export function keyDigest(value: string): Buffer {
   return sha256(value);
 }
 
-/** SHA-256 of a UTF-8 string. */
+/** SHA-256 of a UTF-8 string (one-shot: no Hash object per request). */
 export function sha256(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
+  return hash('sha256', value, 'buffer');
 }
 
 /** The `sha256:<hex>` form of a digest, for config files and state. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Clock } from '../../../gateway/clock.ts';
 import { systemClock } from '../../../gateway/clock.ts';
 import type { Principal } from '../../principal.ts';
@@ -68,5 +68,5 @@ export class TokenCache {
 }
 
 function digest(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return hash('sha256', token, 'base64url');
 }
