@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ListenerKind, Outcome, PolicyContext, Termination, ThrottleReason } from '../policies/policy.ts';
 import type { Principal } from '../policies/principal.ts';
@@ -130,10 +130,17 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   }
 
   /** Write the instance's status and (already filtered) headers, plus the gateway's own. */
-  writeHead(status: number, headers: OutgoingHttpHeaders): void {
-    headers['x-request-id'] = this.requestId;
-    headers['azureml-model-deployment'] = this.deployment;
-    if (this.#headers) for (const [n, v] of this.#headers) headers[n] = v;
+  writeHead(status: number, headers: string[]): void {
+    headers.push('x-request-id', this.requestId, 'azureml-model-deployment', this.deployment);
+    const extra = this.#headers;
+    if (extra) {
+      // A policy's header (RateLimit-*, say) replaces the instance's of the same name.
+      const mine = new Set(extra.map(([n]) => n.toLowerCase()));
+      const kept: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) if (!mine.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!);
+      for (const [n, v] of extra) kept.push(n, v);
+      headers = kept;
+    }
     this.res.writeHead(status, headers);
   }
 

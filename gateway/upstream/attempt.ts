@@ -147,15 +147,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
       controller.abort(BAD_STATUS);
       return;
     }
-    if (statusCode === 204 || statusCode === 304) {
-      // Never a body, so never a length or framing that announces one (RFC 9110 §8.6, §15.3.5).
-      delete headers['content-length'];
-      delete headers['transfer-encoding'];
-    }
     const contentType = headers['content-type'];
     // Throws on a header Node will not send (a malformed answer): undici then reports the
     // error and, as nothing went out yet, the client gets a 502.
-    sink.writeHead(statusCode, downstreamHeaders(headers));
+    sink.writeHead(statusCode, downstreamHeaders(headers, statusCode));
     this.#status = statusCode;
     // Event streams must reach the client at once, before the first event is produced.
     if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) sink.flushHeaders();

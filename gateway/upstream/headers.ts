@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { validHost } from '../routing/route.ts';
 
 /**
@@ -27,6 +27,9 @@ const CLIENT_IDENTITY = [
   'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server',
 ];
 const NOT_FORWARDED_UP_UNTRUSTED = new Set([...NOT_FORWARDED_UP, ...CLIENT_IDENTITY]);
+
+/** Response headers the gateway sets itself (SPEC §3): the instance's own are replaced. */
+const GATEWAY_SETS = new Set(['x-request-id', 'azureml-model-deployment']);
 
 /** Lower-cased names listed in a `Connection` header value. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
@@ -71,17 +74,22 @@ export function upstreamHeaders(raw: readonly string[], connection: string | str
 }
 
 /**
- * The instance's response headers minus hop-by-hop ones, for the sink to complete with the
- * gateway's own (SPEC §3). Mutates and returns `headers` (undici hands the handler a fresh
- * object per response).
+ * The instance's response headers minus hop-by-hop ones, as a flat `[name, value, …]` list
+ * built in one pass (the form `res.writeHead` takes without building an object), for the
+ * sink to complete with the gateway's own (SPEC §3). A 204 or 304 never announces a body
+ * (RFC 9110 §8.6, §15.3.5): its length and framing headers are dropped too.
  */
-export function downstreamHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+export function downstreamHeaders(headers: IncomingHttpHeaders, status: number): string[] {
   const named = connectionTokens(headers.connection);
-  // One pass over the (few) response headers rather than a lookup per hop-by-hop name.
+  const bodiless = status === 204 || status === 304;
+  const out: string[] = [];
   for (const h in headers) {
-    if (HOP_BY_HOP.has(h) || named?.has(h)) delete headers[h];
+    if (HOP_BY_HOP.has(h) || GATEWAY_SETS.has(h) || named?.has(h) || (bodiless && (h === 'content-length' || h === 'transfer-encoding'))) continue;
+    const v = headers[h];
+    if (typeof v === 'string') out.push(h, v);
+    else if (v !== undefined) for (const one of v) out.push(h, one);
   }
-  return headers as OutgoingHttpHeaders;
+  return out;
 }
 
 /** What {@link forwardedFor} needs to know of the request. */

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /**
  * Where an attempt writes the instance's answer: the client's response (the `Exchange`),
@@ -10,8 +10,8 @@ export interface Sink {
   readonly destroyed: boolean;
   /** The status line went out: a failure can now only cut the stream. */
   readonly started: boolean;
-  /** Status and headers (hop-by-hop already removed); the sink may add its own. */
-  writeHead(status: number, headers: OutgoingHttpHeaders): void;
+  /** Status and headers as a flat `[name, value, …]` list (hop-by-hop already removed); the sink may add its own. */
+  writeHead(status: number, headers: string[]): void;
   /** A 103 Early Hints from the instance (its `link` headers are what matters). */
   earlyHints(headers: IncomingHttpHeaders): void;
   /** Send the head now (event streams: before the first event exists). */

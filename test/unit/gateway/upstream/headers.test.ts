@@ -79,6 +79,11 @@ test('forwardedFor: a trusted proxy extends the chain and keeps a valid x-forwar
 });
 
 test('downstreamHeaders drops hop-by-hop and Connection-named headers', () => {
-  const h = downstreamHeaders({ connection: 'x-secret', 'x-secret': '1', 'keep-alive': 'timeout=5', 'x-ok': '2' });
-  assert.deepEqual(h, { 'x-ok': '2' });
+  const h = downstreamHeaders({ connection: 'x-secret', 'x-secret': '1', 'keep-alive': 'timeout=5', 'x-ok': '2' }, 200);
+  assert.deepEqual(h, ['x-ok', '2']);
+});
+
+test('downstreamHeaders keeps every value of a repeated header, and drops a 204/304 length', () => {
+  assert.deepEqual(downstreamHeaders({ 'set-cookie': ['a=1', 'b=2'], 'content-length': '5' }, 200), ['set-cookie', 'a=1', 'set-cookie', 'b=2', 'content-length', '5']);
+  assert.deepEqual(downstreamHeaders({ 'content-length': '5', etag: '"v"' }, 304), ['etag', '"v"']);
 });
