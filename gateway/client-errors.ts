@@ -141,11 +141,13 @@ export class ClientErrors {
     // A client that closed halfway through its request is gone: nobody would read an answer.
     const gone = reason === 'connection_error' || reason === 'incomplete_request';
     const canAnswer = code !== undefined && !gone && socket.writable && !inFlight?.headersSent;
-    // The exchange in flight ends as the client's fault (400 sent, or 499 gone), not the instance's.
+    // The exchange in flight ends as the client's fault, not the instance's: 400 sent; 499
+    // for a client that is gone, whatever status line had already gone out (README, as
+    // NGINX's convention: the client did not get that response); else the status sent.
     if (inFlight) {
       markClientFault(inFlight, {
         termination: gone ? 'client_aborted' : 'client_bad_request',
-        status: canAnswer ? ERRORS[code].status : inFlight.headersSent ? inFlight.statusCode : 499,
+        status: canAnswer ? ERRORS[code].status : !gone && inFlight.headersSent ? inFlight.statusCode : 499,
       });
     }
     this.#record(reason, {

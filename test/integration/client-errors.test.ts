@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { connect } from 'node:net';
 import { manualClock } from '../helpers/clock.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { assertGatewayError, rawExchange, type RawReply, replyOf, waitFor } from '../helpers/http.ts';
@@ -137,4 +138,32 @@ test('each rejection is counted by reason and logged at most once per reason per
   const next = lines().filter((l) => l.reason === 'ambiguous_framing');
   assert.equal(next.length, 2, 'a new interval: a new line');
   assert.equal(next[1]!.suppressed_since_last, 1, 'it says one was held back');
+});
+
+test('a client that leaves mid-response is 499 client_aborted even when the instance sent a Content-Length', async (t) => {
+  // A body far larger than the socket buffers: the gateway is still writing when the client goes.
+  const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+  const bigUp = await startUpstream('big', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': big.length });
+    res.end(big);
+  });
+  const g = await startGateway({
+    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [bigUp.url] } } } },
+  });
+  t.after(async () => {
+    await g.close();
+    await bigUp.close();
+  });
+  const s = connect(Number(new URL(g.url).port), '127.0.0.1');
+  s.on('error', () => {});
+  s.write(head(['GET /endpoints/cars/big HTTP/1.1', 'Host: x', `Authorization: Bearer ${KEY}`]));
+  // `| head -c 1000`: read the first bytes, then go.
+  await new Promise((r) => s.once('data', r));
+  s.destroy();
+  await waitFor(() => g.logs.access().length > 0, 'the access line');
+  const line = g.logs.access()[0]!;
+  assert.equal(line.termination, 'client_aborted');
+  assert.equal(line.status, 499, 'a client that left is 499, whatever status line had gone out');
+  const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
+  assert.ok(text.includes('switchyard_requests_total{endpoint="cars",deployment="blue",code="499",termination="client_aborted"} 1'), text.split('\n').filter((l) => l.startsWith('switchyard_requests_total')).join('\n'));
 });
