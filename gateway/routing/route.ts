@@ -27,22 +27,44 @@ function badRequest(message: string): GatewayError {
   return new GatewayError('BadRequest', message, { connection: 'close' });
 }
 
+const DUPLICATE_HOST = badRequest('The request has more than one Host header.');
+const DUPLICATE_AUTHORIZATION = badRequest('The request has more than one Authorization header.');
+
 /**
- * Read the request line's target and the Host header (RFC 9112 §3.2): more than one Host
- * line, or a Host that is not a host, is a 400; an absolute-form target
- * (`http://authority/path`) is routed by its path, and its authority replaces Host
- * (§3.2.2). The path is then normalised ({@link normalizePath}) when it may need it:
- * only a path containing `/.`, `//`, `/%2e`, `/%2E` or a `#` is rewritten, anything else is
- * used as sent.
+ * A header the gateway decides by that appears more than once, as a 400 (else undefined):
+ * `Host` (RFC 9112 §3.2) and `Authorization` (a singleton field, RFC 9110 §5.3: Node keeps
+ * the first copy and drops the rest, so "which one counts" would differ between the
+ * gateway and anything behind or in front of it). One pass over `rawHeaders` with a
+ * length test per name; nothing is allocated unless a name has the length of one of them.
+ * Both listeners call it before they authenticate or route.
  */
-export function requestTarget(url: string, rawHeaders: readonly string[], host: string | undefined): RequestTarget | GatewayError {
+export function ambiguousHeader(rawHeaders: readonly string[]): GatewayError | undefined {
   let hostLines = 0;
+  let authLines = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    if (name.length === 4 && (name === 'Host' || name.toLowerCase() === 'host') && ++hostLines > 1) {
-      return badRequest('The request has more than one Host header.');
+    if (name.length === 4) {
+      if ((name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hostLines > 1) return DUPLICATE_HOST;
+    } else if (name.length === 13) {
+      if ((name === 'Authorization' || name === 'authorization' || name.toLowerCase() === 'authorization') && ++authLines > 1) {
+        return DUPLICATE_AUTHORIZATION;
+      }
     }
   }
+  return undefined;
+}
+
+/**
+ * Read the request line's target and the Host header (RFC 9112 §3.2): more than one Host
+ * or Authorization line ({@link ambiguousHeader}), or a Host that is not a host, is a 400;
+ * an absolute-form target (`http://authority/path`) is routed by its path, and its
+ * authority replaces Host (§3.2.2). The path is then normalised ({@link normalizePath})
+ * when it may need it: only a path containing `/.`, `//`, `/%2e`, `/%2E` or a `#` is
+ * rewritten, anything else is used as sent.
+ */
+export function requestTarget(url: string, rawHeaders: readonly string[], host: string | undefined): RequestTarget | GatewayError {
+  const ambiguous = ambiguousHeader(rawHeaders);
+  if (ambiguous) return ambiguous;
   let path = url;
   if (url.charCodeAt(0) !== 0x2f /* / */) {
     if (url === '*') return { path: url, host };

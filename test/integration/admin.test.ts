@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { bearer, call, type Reply, waitFor } from '../helpers/http.ts';
+import { assertGatewayError, bearer, call, rawExchange, type Reply, replyOf, waitFor } from '../helpers/http.ts';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 
 // The admin listener (issue 7 item 11): authenticate before inviting an upload, HEAD
@@ -144,6 +144,24 @@ test('a malformed percent-escape in a path parameter is a 400, not an internal e
   assert.equal(gw.logs.lines.filter((l) => l.msg === 'admin request failed').length, 0, 'no error logged as a gateway bug');
   const stranger = await call(`${gw.adminUrl}/admin/endpoints/%E0%A4%A`);
   assert.equal(stranger.status, 401, 'authentication still comes first');
+});
+
+test('more than one Host or Authorization header is a 400 on the admin listener too, before authentication', async () => {
+  const cases: [string, string[]][] = [
+    ['/healthz', ['Host: a', 'Host: b']],
+    ['/healthz', ['Host: a', 'host: a']],
+    ['/admin/endpoints', ['Host: a', `Authorization: Bearer ${ADMIN}`, 'authorization: Bearer wrong']],
+    ['/admin/endpoints', ['Host: a', 'Authorization: Bearer wrong', `Authorization: Bearer ${ADMIN}`]],
+  ];
+  for (const [path, lines] of cases) {
+    const r = await rawExchange(adminPort, [`${[`GET ${path} HTTP/1.1`, ...lines].join('\r\n')}\r\n\r\n`]);
+    const body = assertGatewayError(replyOf(r), 400, 'BadRequest');
+    assert.match(body.error.message, /more than one (Host|Authorization) header/, `${path} ${lines.join(' | ')}`);
+    assert.equal(r.headers.find(([n]) => n === 'connection')?.[1], 'close');
+  }
+  // One of each is fine.
+  const ok = await rawExchange(adminPort, [`GET /admin/endpoints HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`]);
+  assert.equal(ok.status, 200);
 });
 
 test('one access line per admin call: who, what, status; failed logins too; never a credential', async () => {

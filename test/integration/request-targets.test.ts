@@ -65,6 +65,18 @@ test('more than one Host header is 400 BadRequest (RFC 9112 §3.2), whatever the
   assert.equal(cars.seen.length, before, 'nothing reached the instance');
 });
 
+test('more than one Authorization header is 400 BadRequest, whichever copy holds the valid key', async () => {
+  const before = cars.seen.length;
+  // Node keeps the first copy: a wrong key first was 401, a valid one first 200.
+  for (const pair of [[`Authorization: Bearer ${CARS_KEY}`, 'authorization: Bearer wrong'], ['Authorization: Bearer wrong', `AUTHORIZATION: Bearer ${CARS_KEY}`]]) {
+    const r = await raw(['GET /endpoints/cars/score HTTP/1.1', 'Host: gw.example.test', ...pair]);
+    const body = assertGatewayError(replyOf(r), 400, 'BadRequest');
+    assert.match(body.error.message, /more than one Authorization header/);
+    assert.equal(r.headers.find(([n]) => n === 'connection')?.[1], 'close');
+  }
+  assert.equal(cars.seen.length, before, 'nothing reached the instance');
+});
+
 test('a Host that is not a host is 400 BadRequest', async () => {
   for (const host of ['gw example', 'gw.example:80x', 'a:1:2', '[::1']) {
     const r = await raw(['GET /endpoints/cars/score HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${CARS_KEY}`]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GatewayError } from '../../../../gateway/errors.ts';
-import { matchRoute, normalizePath, requestTarget, type RequestTarget, upstreamPath, validHost } from '../../../../gateway/routing/route.ts';
+import { ambiguousHeader, matchRoute, normalizePath, requestTarget, type RequestTarget, upstreamPath, validHost } from '../../../../gateway/routing/route.ts';
 
 // The request line and Host as the gateway reads them (RFC 9112 §3.2, RFC 3986 §5.2.4):
 // issue 7 items 8 and 13.
@@ -29,6 +29,15 @@ test('more than one Host line is refused, whatever the case; one or none is fine
   assert.deepEqual(target('/x', [], undefined), { path: '/x', host: undefined });
   // An empty Host is allowed (RFC 9112 §3.2: a URI without authority).
   assert.deepEqual(target('/x', ['Host', ''], ''), { path: '/x', host: '' });
+});
+
+test('more than one Authorization line is refused, whatever the case; one or none is fine', () => {
+  assert.match(refused('/x', ['Host', 'a', 'Authorization', 'Bearer k1', 'authorization', 'Bearer k2']).message, /more than one Authorization/);
+  refused('/x', ['AUTHORIZATION', 'Bearer k', 'Host', 'a', 'Authorization', 'Bearer k']);
+  assert.deepEqual(target('/x', ['Host', 'a', 'Authorization', 'Bearer k', 'Proxy-Authorization', 'x', 'X-Authorization', 'y'], 'a'), { path: '/x', host: 'a' });
+  assert.equal(ambiguousHeader(['Host', 'a', 'Authorization', 'Bearer k', 'X-Thirteen-Ch', 'z']), undefined);
+  assert.equal(ambiguousHeader([]), undefined);
+  assert.equal(ambiguousHeader(['authorization', 'a', 'Authorization', 'a'])?.code, 'BadRequest');
 });
 
 test('a Host that is not a host is refused', () => {
