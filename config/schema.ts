@@ -161,7 +161,15 @@ export const serverSchema = z.strictObject({
   // "no body" (which would answer every request that has one with 413).
   max_body_bytes: z.number().int().min(1, { message: 'must be at least 1 (0 does not mean unlimited here: it would refuse every body)' }).default(10_485_760),
   request_buffering_bytes: z.number().int().min(0).default(1_048_576)
-    .describe('request bodies up to this size are read whole before an upstream connection is taken; larger ones stream'),
+    .describe('request bodies up to this size are read whole into memory before an upstream connection is taken'),
+  request_buffering_memory_bytes: z.number().int().min(0).default(67_108_864)
+    .describe('memory all bodies being read may take together; past it, bodies go to the spool (or stream)'),
+  request_spooling: z.boolean().default(true)
+    .describe('bodies over request_buffering_bytes are read whole into a temporary file first (NGINX proxy_request_buffering); false: they stream'),
+  request_spool_dir: z.string().min(1).optional()
+    .describe('where spooled bodies are written (default: the OS temporary directory)'),
+  client_send_timeout_ms: z.number().int().min(1).default(30_000)
+    .describe('a client that reads nothing of its response this long is cut (NGINX send_timeout)'),
   client_header_timeout_ms: z.number().int().min(1).default(30_000)
     .describe('request headers not complete by then: 408'),
   client_body_timeout_ms: z.number().int().min(1).default(30_000)

@@ -150,8 +150,9 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
 
   earlyHints(headers: IncomingHttpHeaders): void {
     const link = headers.link;
-    // Node sends 103 only with Link, the header early hints exist for.
-    if (link && !this.res.headersSent) this.res.writeEarlyHints({ link });
+    // Node sends 103 only with Link, the header early hints exist for; never to an
+    // HTTP/1.0 client, which does not expect interim responses (RFC 9110 §15.2).
+    if (link && !this.res.headersSent && (this.req.httpVersionMajor > 1 || this.req.httpVersionMinor > 0)) this.res.writeEarlyHints({ link });
   }
 
   write(chunk: Buffer): boolean {
@@ -177,7 +178,7 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     if (this.#closed || this.error !== undefined) return;
     if (r.kind === 'response') {
       // The instance failed midway: the client saw the status and then a cut connection.
-      if (!r.complete) this.termination = r.timedOut ? 'upstream_timeout' : 'upstream_reset';
+      if (!r.complete) this.termination = r.cut ?? 'upstream_reset';
       return;
     }
     const code = r.error.code;
@@ -236,6 +237,10 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     } else if (shuttingDown) {
       status = res.headersSent ? res.statusCode : 503;
       termination = 'shutdown';
+    } else if (this.termination === 'client_aborted') {
+      // Cut because the client stopped reading: the client's doing, as if it had left.
+      status = 499;
+      termination = 'client_aborted';
     } else if (this.termination !== undefined) {
       // The gateway cut the stream because the instance failed or stalled midway.
       status = res.headersSent ? res.statusCode : 502;

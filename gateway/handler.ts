@@ -127,7 +127,7 @@ export class Handler {
   #forward(ex: Exchange, deployment: CompiledDeployment): void {
     // The mirror plan slots in here: it sees the chosen deployment and whether it was pinned.
     if (!hasBody(ex.req)) return this.#send(ex, deployment, null);
-    readBody(ex, ex.snapshot.body, (body) => {
+    readBody(ex, ex.snapshot.body, (err) => this.#deps.observer.error(ex, err), (body) => {
       if (body instanceof GatewayError) ex.fail(body);
       else this.#send(ex, deployment, body);
     });
@@ -141,6 +141,7 @@ export class Handler {
       headers: upstreamHeaders(req.rawHeaders, req.headers.connection, forwardedFor(ex)),
       body,
       timeoutMs: deployment.timeoutMs,
+      sendTimeoutMs: ex.snapshot.sendTimeoutMs,
     };
     new Forward(ex, ex, deployment, request, this.#deps.clock, this.#deps.random).start();
   }

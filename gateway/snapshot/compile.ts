@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BlockList } from 'node:net';
+import { tmpdir } from 'node:os';
 import { addCidr } from '../../config/cidr.ts';
 import type { DeploymentConfig, EndpointConfig, GatewayConfig } from '../../config/schema.ts';
 import { DEPLOYMENT_POLICIES, ENDPOINT_POLICIES } from '../../policies/index.ts';
@@ -15,6 +16,10 @@ export interface BodyLimits {
   readonly bufferBytes: number;
   /** An upload silent this long gets 408 (or, once streaming upstream, is cut). */
   readonly idleMs: number;
+  /** Memory all bodies being read may hold together. */
+  readonly memoryBytes: number;
+  /** Where bodies over `bufferBytes` are spooled; undefined: they stream. */
+  readonly spoolDir: string | undefined;
 }
 
 /** A deployment as the request path needs it. */
@@ -47,6 +52,8 @@ export interface Snapshot {
   readonly endpoints: ReadonlyMap<string, CompiledEndpoint>;
   readonly hostSuffix: string | undefined;
   readonly maxBodyBytes: number;
+  /** `client_send_timeout_ms`: a client that reads nothing this long is cut. */
+  readonly sendTimeoutMs: number;
   /** How request bodies are read (size limit, buffering, idle timeout). */
   readonly body: BodyLimits;
   readonly trustedProxies: BlockList | undefined;
@@ -140,10 +147,13 @@ export function compile(cfg: GatewayConfig, deps: CompileDeps, loaderWarnings: r
     endpoints,
     hostSuffix: cfg.server.host_suffix,
     maxBodyBytes: cfg.server.max_body_bytes,
+    sendTimeoutMs: cfg.server.client_send_timeout_ms,
     body: Object.freeze({
       maxBytes: cfg.server.max_body_bytes,
       bufferBytes: Math.min(cfg.server.request_buffering_bytes, cfg.server.max_body_bytes),
       idleMs: cfg.server.client_body_timeout_ms,
+      memoryBytes: cfg.server.request_buffering_memory_bytes,
+      spoolDir: cfg.server.request_spooling ? (cfg.server.request_spool_dir ?? tmpdir()) : undefined,
     }),
     trustedProxies: trusted,
     origins,

@@ -14,8 +14,8 @@ export interface AttemptListener {
 
 /** How one attempt at an instance ended. */
 export type AttemptResult =
-  /** The response streamed; `complete: false` when it was cut (`timedOut`: by request_timeout_ms). */
-  | { readonly kind: 'response'; readonly complete: boolean; readonly timedOut: boolean }
+  /** The response streamed; when it was cut (`complete: false`), `cut` says by whom. */
+  | { readonly kind: 'response'; readonly complete: boolean; readonly cut?: 'upstream_reset' | 'upstream_timeout' | 'client_aborted' }
   /** Nothing was sent to the client: the error to answer with. */
   | { readonly kind: 'error'; readonly error: GatewayError; readonly connectFailed: boolean };
 
@@ -26,6 +26,8 @@ export interface AttemptRequest {
   readonly headers: string[];
   readonly body: Readable | Buffer | null;
   readonly timeoutMs: number;
+  /** A client that reads nothing this long is cut (`client_send_timeout_ms`). */
+  readonly sendTimeoutMs: number;
 }
 
 // Errors that mean no byte reached the instance, so any request may go to another one.
@@ -33,9 +35,12 @@ const CONNECT_ERRORS = new Set([
   'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
 ]);
 export const TIMED_OUT = new GatewayError('GatewayTimeout');
-const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true, timedOut: false });
-const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false, timedOut: false });
-const CUT_OFF_TIMED_OUT: AttemptResult = Object.freeze({ kind: 'response', complete: false, timedOut: true });
+const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true });
+const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false, cut: 'upstream_reset' });
+const CUT_OFF_TIMED_OUT: AttemptResult = Object.freeze({ kind: 'response', complete: false, cut: 'upstream_timeout' });
+const CUT_SLOW_CLIENT: AttemptResult = Object.freeze({ kind: 'response', complete: false, cut: 'client_aborted' });
+/** The client read nothing for client_send_timeout_ms, or too many slow readers hold the instance. */
+const CLIENT_TOO_SLOW = new Error('the client stopped reading its response');
 const BAD_STATUS = new GatewayError('BadGateway', 'The model instance answered with a status outside 100-599.');
 
 /**
@@ -55,6 +60,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   // setting fired after ~1 s), so the shared 10 ms deadlines enforce it instead.
   deadline = 0;
   #timeoutMs = 0;
+  #sendTimeoutMs = 0;
   #uploading = false;
   #paused = false;
 
@@ -68,6 +74,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   start(req: AttemptRequest): void {
     this.#instance.inFlight++;
     this.#timeoutMs = req.timeoutMs;
+    this.#sendTimeoutMs = req.sendTimeoutMs;
     this.deadline = deadlines.now + req.timeoutMs;
     deadlines.add(this);
     if (req.body && !Buffer.isBuffer(req.body) && !req.body.readableEnded) {
@@ -104,7 +111,13 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
    */
   expired(): void {
     if (this.#finished) return;
-    if (this.#paused || (this.#uploading && !this.#status)) {
+    if (this.#paused) {
+      // The client read nothing for client_send_timeout_ms (NGINX's send_timeout): it
+      // holds an instance connection for nothing. Cut it; the instance is not at fault.
+      this.#controller?.abort(CLIENT_TOO_SLOW);
+      return;
+    }
+    if (this.#uploading && !this.#status) {
       this.#rearm();
       deadlines.add(this);
       return;
@@ -159,10 +172,21 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#rearm();
     if (!this.#sink.write(chunk)) {
+      const inst = this.#instance;
+      // Clients that stop reading may hold at most half of an instance's connections; past
+      // that, the newest is cut, so slow readers cannot starve everyone else of the model.
+      if (inst.paused >= inst.maxPaused) {
+        controller.abort(CLIENT_TOO_SLOW);
+        return;
+      }
       controller.pause();
       this.#paused = true;
+      inst.paused++;
+      this.deadline = deadlines.now + this.#sendTimeoutMs;
       this.#sink.onDrain(() => {
+        if (!this.#paused) return;
         this.#paused = false;
+        inst.paused--;
         if (!this.#finished) this.#rearm();
         controller.resume();
       });
@@ -177,7 +201,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#sink.started) {
       // Headers are out: the client can only learn of the failure by the cut connection.
-      this.#finish(err === TIMED_OUT ? CUT_OFF_TIMED_OUT : CUT_OFF);
+      this.#finish(err === TIMED_OUT ? CUT_OFF_TIMED_OUT : err === CLIENT_TOO_SLOW ? CUT_SLOW_CLIENT : CUT_OFF);
       this.#sink.cut();
       return;
     }
@@ -188,6 +212,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
     if (this.#finished) return;
     this.#finished = true;
     deadlines.remove(this);
+    if (this.#paused) {
+      this.#paused = false;
+      this.#instance.paused--;
+    }
     this.#instance.inFlight--;
     this.#done.attemptDone(r);
   }

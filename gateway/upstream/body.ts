@@ -1,21 +1,41 @@
+import { createReadStream, createWriteStream, mkdirSync, rmSync, unlink } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { join } from 'node:path';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { deadlines, type Expiring } from '../coarse-timers.ts';
 import { GatewayError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
 import type { BodyLimits } from '../snapshot/compile.ts';
-import { deadlines, type Expiring } from '../coarse-timers.ts';
 
 // The rest of an oversized or stalled body is not read: the connection cannot be reused.
 export const TOO_LARGE = new GatewayError('PayloadTooLarge', undefined, { connection: 'close' });
 const STALLED = new GatewayError('RequestTimeout', 'The request body stalled past client_body_timeout_ms.', { connection: 'close' });
+const SPOOL_FAILED = new GatewayError('InternalError', 'The request body could not be spooled (see the gateway log).', { connection: 'close' });
 
 /** What {@link readBody} hands on: no body, the whole body, a stream of it, or the error to answer. */
-export type Body = null | Buffer | Transform | GatewayError;
-
+export type Body = null | Buffer | Readable | GatewayError;
 
 /**
- * A streamed body on its way upstream: counts bytes against the limit (413) and watches
- * for silence (408), so a client that stops sending cannot hold an instance's connection
+ * Memory that bodies being read hold, process-wide (`request_buffering_memory_bytes`): a
+ * crowd of clients that each send most of a 1 MiB body and stall cannot grow the gateway
+ * past it; bodies that find it spent go to the spool instead.
+ */
+class MemoryBudget {
+  used = 0;
+  take(n: number, limit: number): boolean {
+    if (this.used + n > limit) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+export const bodyMemory = new MemoryBudget();
+
+/**
+ * A body on its way somewhere (upstream, or to the spool file): counts bytes against the
+ * limit (413) and watches for silence (408), so a client that stops sending holds nothing
  * for longer than `client_body_timeout_ms`.
  */
 class BodyGuard extends Transform implements Expiring {
@@ -57,28 +77,32 @@ class BodyGuard extends Transform implements Expiring {
 
 /**
  * The request body, from one place (NGINX's `proxy_request_buffering` and
- * `client_body_timeout` are the anchors):
+ * `client_body_timeout` are the anchors). No instance connection is taken while a client
+ * is still uploading:
  *
  * - over `max_body_bytes` on Content-Length: 413 before anything is read;
  * - the `100 Continue` invitation is sent only now, once the request was accepted
  *   (routed, authenticated, within limits), so a refusal costs the client no upload;
- * - a body up to `request_buffering_bytes` is read whole before an upstream connection is
- *   taken, so a slow or stalled uploader holds no instance connection; a stall past
- *   `client_body_timeout_ms` is 408;
- * - a larger body streams as it arrives, guarded by the same size limit and idle timeout.
+ * - a body up to `request_buffering_bytes` is read whole into memory, within the
+ *   process-wide `request_buffering_memory_bytes`;
+ * - a larger body (or one the memory budget cannot take) is read whole into a temporary
+ *   file first (`request_spooling`, on by default), then sent from it; with spooling off it
+ *   streams as it arrives, guarded by the same limits;
+ * - an upload silent for `client_body_timeout_ms` is 408.
  *
- * `done` is called exactly once; synchronously for a request without a body (no promise,
- * no timer on the common GET path). Nothing is called once the client has gone.
+ * `done` is called exactly once; never once the client has gone.
  */
-export function readBody(ex: Exchange, limits: BodyLimits, done: (body: Body) => void): void {
+export function readBody(ex: Exchange, limits: BodyLimits, report: (err: unknown) => void, done: (body: Body) => void): void {
   const req = ex.req;
   const cl = req.headers['content-length'];
   const expected = cl === undefined ? -1 : Number(cl);
   if (expected > limits.maxBytes) return done(TOO_LARGE);
   if (expected === 0 || (expected < 0 && req.headers['transfer-encoding'] === undefined)) return done(null);
   if (ex.expectContinue) ex.res.writeContinue();
-  if (expected > limits.bufferBytes) return done(stream(ex, req, [], limits));
-  buffer(ex, req, expected, limits, done);
+  if (expected <= limits.bufferBytes && bodyMemory.take(Math.max(expected, 0), limits.memoryBytes)) {
+    return buffer(ex, req, expected, limits, report, done);
+  }
+  onward(ex, req, [], limits, report, done);
 }
 
 /** The request announces a body (the walk skips {@link readBody} otherwise: no callback, no timer). */
@@ -87,18 +111,23 @@ export function hasBody(req: IncomingMessage): boolean {
   return cl !== undefined ? cl !== '0' : req.headers['transfer-encoding'] !== undefined;
 }
 
-/** Read up to `bufferBytes` whole; past that (chunked uploads), stream what came and the rest. */
-function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: BodyLimits, done: (body: Body) => void): void {
+/**
+ * Read up to `bufferBytes` into memory (the budget already holds `expected` bytes; a chunked
+ * body takes from it as it grows). Past either, spool (or stream) what came and the rest.
+ */
+function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: BodyLimits, report: (err: unknown) => void, done: (body: Body) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
+  let held = Math.max(expected, 0);
   let settled = false;
-  const settle = (body: Body): void => {
+  const settle = (body: Body | undefined): void => {
     if (settled) return;
     settled = true;
     deadlines.remove(watch);
     req.off('data', onData);
     req.off('end', onEnd);
-    if (!ex.destroyed) done(body);
+    bodyMemory.give(held);
+    if (body !== undefined && !ex.destroyed) done(body);
   };
   const watch: Expiring = { deadline: deadlines.now + limits.idleMs, expired: () => settle(STALLED) };
   deadlines.add(watch);
@@ -107,10 +136,16 @@ function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: Bo
     size += c.length;
     chunks.push(c);
     if (size > limits.maxBytes) return settle(TOO_LARGE);
-    if (expected < 0 && size > limits.bufferBytes) {
-      // A chunked upload larger than the buffer: stream from here on.
+    if (expected < 0 && size > held) {
+      // A chunked upload: grow the hold, or leave memory for the spool.
+      const more = Math.max(size - held, 65_536);
+      if (size <= limits.bufferBytes && bodyMemory.take(more, limits.memoryBytes)) {
+        held += more;
+        return;
+      }
       req.pause();
-      settle(stream(ex, req, chunks, limits));
+      settle(undefined);
+      onward(ex, req, chunks, limits, report, done);
     }
   };
   const onEnd = (): void => settle(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
@@ -122,7 +157,9 @@ function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: Bo
   });
 }
 
-function stream(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyLimits): Transform {
+/** Past the memory buffer: into the spool, or (spooling off) straight on, guarded. */
+function onward(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyLimits, report: (err: unknown) => void, done: (body: Body) => void): void {
+  if (limits.spoolDir !== undefined) return spool(ex, req, head, limits, limits.spoolDir, report, done);
   const guard = new BodyGuard(limits.maxBytes, limits.idleMs, () => {
     // Silent too long: 408 if the instance has not answered yet, else the stream is cut.
     guard.destroy(STALLED);
@@ -131,5 +168,61 @@ function stream(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: Body
   for (const c of head) guard.write(c);
   req.pipe(guard);
   req.resume();
-  return guard;
+  done(guard);
+}
+
+const madeDirs = new Set<string>();
+
+/** This process's own spool directory under `dir`, made on first use, removed at exit. */
+function spoolDirOf(dir: string): string {
+  const own = join(dir, `switchyard-spool-${process.pid}`);
+  if (!madeDirs.has(own)) {
+    mkdirSync(own, { recursive: true, mode: 0o700 });
+    madeDirs.add(own);
+    process.once('exit', () => rmSync(own, { recursive: true, force: true }));
+  }
+  return own;
+}
+
+/**
+ * Read the whole body into a temporary file (mode 0600, this process's directory), then
+ * hand on a stream of it. The file is removed when the exchange ends, however it ends.
+ */
+function spool(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyLimits, dir: string, report: (err: unknown) => void, done: (body: Body) => void): void {
+  let file: string;
+  try {
+    file = join(spoolDirOf(dir), `${ex.requestId}.body`);
+  } catch (err) {
+    report(err);
+    return done(SPOOL_FAILED);
+  }
+  let settled = false;
+  const settle = (body: Body | undefined): void => {
+    if (settled) return;
+    settled = true;
+    req.unpipe(guard);
+    if (body !== undefined && !ex.destroyed) done(body);
+  };
+  ex.after(() => unlink(file, () => {}));
+  const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+  const guard = new BodyGuard(limits.maxBytes, limits.idleMs, () => {
+    guard.destroy(STALLED);
+  });
+  guard.on('error', (err) => {
+    out.destroy();
+    settle(err instanceof GatewayError ? err : SPOOL_FAILED);
+  });
+  out.on('error', (err) => {
+    report(err);
+    guard.destroy();
+    settle(SPOOL_FAILED);
+  });
+  out.on('finish', () => settle(createReadStream(file)));
+  req.once('close', () => {
+    if (!req.complete) settle(null);
+  });
+  guard.pipe(out);
+  for (const c of head) guard.write(c);
+  req.pipe(guard);
+  req.resume();
 }

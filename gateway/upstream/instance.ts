@@ -1,4 +1,7 @@
 import { Pool } from 'undici';
+
+/** Connections per instance: enough that the concurrency cap, not the pool, queues requests. */
+const POOL_CONNECTIONS = 256;
 import { HealthRegistry, type InstanceHealth } from '../health/health-registry.ts';
 
 /**
@@ -13,6 +16,10 @@ export class Instance {
   readonly pool: Pool;
   /** Requests sent and not yet finished. Drives least-in-flight selection. */
   inFlight = 0;
+  /** Responses paused because their client is not reading (each holds a connection). */
+  paused = 0;
+  /** How many of those may hold a connection at once: half the pool. */
+  readonly maxPaused = POOL_CONNECTIONS / 2;
   /** Readiness and ejection, kept by origin in the {@link HealthRegistry}. */
   health: InstanceHealth;
 
@@ -27,7 +34,7 @@ export class Instance {
     this.pool = new Pool(origin, {
       // Keep-alive and enough sockets that the per-instance concurrency cap, not the pool, is
       // what queues requests. Timeouts are set per request from the deployment's settings.
-      connections: 256,
+      connections: POOL_CONNECTIONS,
       pipelining: 1,
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 60_000,

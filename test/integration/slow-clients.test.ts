@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bodyMemory } from '../../gateway/upstream/body.ts';
 import { startGateway, startUpstream, type TestGateway } from '../helpers/gateway.ts';
 import { call, waitFor } from '../helpers/http.ts';
 
@@ -80,4 +85,105 @@ test('headers not complete within client_header_timeout_ms get 408', { timeout: 
   s.write('GET /endpoints/cars/score HTTP/1.1\r\nHost: x\r\n');
   await closed;
   assert.match(got, /^HTTP\/1\.1 408 /);
+});
+
+test('uploads over request_buffering_bytes are spooled: 100 stalled 2 MB uploads hold no instance connection, and the spool is cleaned', { timeout: 30_000 }, async (t) => {
+  const spoolRoot = await mkdtemp(join(tmpdir(), 'switchyard-spool-test-'));
+  t.after(() => rm(spoolRoot, { recursive: true, force: true }));
+  const { gw, stats } = await setup(t, echo, { request_spool_dir: spoolRoot });
+  const own = join(spoolRoot, `switchyard-spool-${process.pid}`);
+  const slow: Socket[] = [];
+  for (let i = 0; i < 100; i++) {
+    const s = await open(gw);
+    s.write(`POST /endpoints/cars/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Length: 2000000\r\n\r\n${'x'.repeat(1000)}`);
+    slow.push(s);
+  }
+  await waitFor(async () => (await readdir(own).catch(() => [])).length === 100, '100 spool files');
+  const replies = await Promise.all(Array.from({ length: 20 }, () =>
+    call(`${gw.url}/endpoints/cars/score`, { headers: { authorization: `Bearer ${KEY}` }, body: '{"x":1}' })));
+  assert.deepEqual(replies.map((r) => r.status), Array(20).fill(200));
+  assert.equal(stats.seen, 20, 'the stalled uploads never reached the instance');
+  for (const s of slow) s.destroy();
+  await waitFor(async () => (await readdir(own)).length === 0, 'spool files removed once their exchanges ended');
+});
+
+test('a spooled upload reaches the instance whole, once complete, and its file is removed', { timeout: 15_000 }, async (t) => {
+  const spoolRoot = await mkdtemp(join(tmpdir(), 'switchyard-spool-test-'));
+  t.after(() => rm(spoolRoot, { recursive: true, force: true }));
+  let seen: { cl: string | undefined; body: Buffer } | undefined;
+  const { gw } = await setup(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen = { cl: req.headers['content-length'], body: Buffer.concat(chunks) };
+      res.end('ok');
+    });
+  }, { request_spool_dir: spoolRoot, request_buffering_bytes: 1024 });
+  const body = randomBytes(300_000);
+  const r = await call(`${gw.url}/endpoints/cars/score`, { headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/octet-stream' }, body });
+  assert.equal(r.status, 200);
+  assert.equal(seen?.cl, String(body.length));
+  assert.ok(seen.body.equals(body), 'every byte, in order');
+  await waitFor(async () => (await readdir(join(spoolRoot, `switchyard-spool-${process.pid}`))).length === 0, 'the spool file removed');
+});
+
+test('request_buffering_memory_bytes bounds what stalled bodies hold in memory; past it they go to the spool', { timeout: 15_000 }, async (t) => {
+  const spoolRoot = await mkdtemp(join(tmpdir(), 'switchyard-spool-test-'));
+  t.after(() => rm(spoolRoot, { recursive: true, force: true }));
+  const { gw } = await setup(t, echo, { request_spool_dir: spoolRoot, request_buffering_memory_bytes: 200_000 });
+  const slow: Socket[] = [];
+  for (let i = 0; i < 10; i++) {
+    const s = await open(gw);
+    s.write(`POST /endpoints/cars/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Length: 90000\r\n\r\n${'x'.repeat(80_000)}`);
+    slow.push(s);
+  }
+  t.after(() => { for (const s of slow) s.destroy(); });
+  await waitFor(async () => (await readdir(join(spoolRoot, `switchyard-spool-${process.pid}`)).catch(() => [])).length === 8, 'the bodies memory could not take went to the spool');
+  assert.ok(bodyMemory.used <= 200_000, `memory held by bodies being read: ${bodyMemory.used}`);
+  assert.equal(bodyMemory.used, 180_000, 'two bodies in memory');
+});
+
+test('a client that reads nothing of its response for client_send_timeout_ms is cut (499 client_aborted); others are served', { timeout: 20_000 }, async (t) => {
+  const big = Buffer.alloc(8 * 1024 * 1024, 7);
+  const { gw } = await setup(t, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.url?.includes('big')) res.end(big);
+      else res.end('ok');
+    });
+  }, { client_send_timeout_ms: 300 });
+  const s = await open(gw);
+  s.pause();
+  s.write(`GET /endpoints/cars/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
+  const ok = await call(`${gw.url}/endpoints/cars/score`, { headers: { authorization: `Bearer ${KEY}` } });
+  assert.equal(ok.status, 200);
+  await waitFor(() => gw.logs.access().some((l) => l.path === '/endpoints/cars/big'), 'the slow reader cut');
+  const line = gw.logs.access().find((l) => l.path === '/endpoints/cars/big')!;
+  assert.equal(line.status, 499);
+  assert.equal(line.termination, 'client_aborted');
+  s.destroy();
+});
+
+test('slow readers may hold at most half of an instance\'s connections: past that they are cut and others are served', { timeout: 30_000 }, async (t) => {
+  const big = Buffer.alloc(4 * 1024 * 1024, 7);
+  const { gw } = await setup(t, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.url?.includes('big')) res.end(big);
+      else res.end('ok');
+    });
+  });
+  const slow: Socket[] = [];
+  for (let i = 0; i < 140; i++) {
+    const s = await open(gw);
+    s.pause();
+    s.write(`GET /endpoints/cars/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
+    slow.push(s);
+  }
+  t.after(() => { for (const s of slow) s.destroy(); });
+  await waitFor(() => gw.logs.access().filter((l) => l.path === '/endpoints/cars/big').length >= 12, 'the readers past the cap cut');
+  const cut = gw.logs.access().filter((l) => l.path === '/endpoints/cars/big');
+  assert.ok(cut.every((l) => l.status === 499 && l.termination === 'client_aborted'));
+  const replies = await Promise.all(Array.from({ length: 20 }, () => call(`${gw.url}/endpoints/cars/score`, { headers: { authorization: `Bearer ${KEY}` } })));
+  assert.deepEqual(replies.map((r) => r.status), Array(20).fill(200));
 });

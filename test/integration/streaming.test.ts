@@ -68,7 +68,7 @@ test('SSE: the first event reaches the client while the upstream still holds the
   assert.equal(text, 'data: one\n\ndata: two\n\n');
 });
 
-test('chunked upload over request_buffering_bytes: written in pieces, streamed through, every byte arrives', { timeout: 15_000 }, async (t) => {
+test('with request_spooling off, a chunked upload over request_buffering_bytes streams through: written in pieces, every byte arrives', { timeout: 15_000 }, async (t) => {
   const firstArrived = Promise.withResolvers<void>();
   let received: Buffer | undefined;
   let clientDoneWhenFirstArrived: boolean | undefined;
@@ -89,7 +89,7 @@ test('chunked upload over request_buffering_bytes: written in pieces, streamed t
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end(String(received.length));
     });
-  }, { request_buffering_bytes: 1000 });
+  }, { request_buffering_bytes: 1000, request_spooling: false });
 
   const pieces = Array.from({ length: 6 }, (_, i) => randomBytes(10_000 + i * 777));
   const status = await new Promise<number>((resolve, reject) => {
