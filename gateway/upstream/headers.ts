@@ -106,10 +106,21 @@ function hostOrNone(host: string | undefined): string | undefined {
 }
 
 /**
+ * A trusted proxy's X-Forwarded-Proto when it is `http` or `https` (any case; sent lower
+ * case), else `http`, the scheme of the connection the gateway itself received, as if the
+ * header were absent: a model never sees `gopher`, a list or arbitrary text there.
+ */
+function forwardedProto(proto: string | string[] | undefined): string {
+  if (proto === 'https' || proto === 'http') return proto;
+  if (typeof proto !== 'string' || (proto.length !== 4 && proto.length !== 5)) return 'http';
+  return proto.toLowerCase() === 'https' ? 'https' : 'http';
+}
+
+/**
  * The X-Forwarded-* headers for the instance. A trusted proxy's chain is extended and its
- * proto/host kept; from anyone else they are replaced, so a client cannot forge them. The
- * host is sent only when it is one (a proxy's `evil.example/path` or a list is omitted,
- * not passed on nor replaced by the Host header).
+ * proto/host kept when valid ({@link forwardedProto}); from anyone else they are replaced,
+ * so a client cannot forge them. The host is sent only when it is one (a proxy's
+ * `evil.example/path` or a list is omitted, not passed on nor replaced by the Host header).
  */
 export function forwardedFor(r: ForwardingFacts): ForwardedFor {
   const peer = r.peer;
@@ -121,7 +132,7 @@ export function forwardedFor(r: ForwardingFacts): ForwardedFor {
     return {
       requestId: r.requestId,
       forwardedFor: prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer,
-      proto: typeof proto === 'string' && proto ? proto : 'http',
+      proto: forwardedProto(proto),
       host: hostOrNone(typeof host === 'string' && host ? host : h.host),
       trusted: true,
     };

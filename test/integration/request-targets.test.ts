@@ -27,6 +27,11 @@ before(async () => {
         deployments: { blue: { instances: [cars.url], scoring_route: '/predict' } },
       },
       other: { keys: { primary: OTHER_KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [other.url] } } },
+      // Callable only from 127.0.0.3, directly or behind the trusted proxy.
+      fenced: {
+        keys: { primary: CARS_KEY }, allowed_networks: ['127.0.0.3/32'],
+        traffic: { blue: 100 }, deployments: { blue: { instances: [cars.url] } },
+      },
     },
   });
   port = Number(new URL(gw.url).port);
@@ -191,4 +196,35 @@ test('a trusted proxy keeps its identity headers, never x-shadow-request; x-forw
   // An IP literal with a port is a host.
   await call(`${gw.url}/endpoints/cars/score`, { headers: { ...headers, 'x-forwarded-host': '[2001:db8::1]:8443' }, localAddress: PROXY });
   assert.equal(cars.seen.at(-1)!.headers['x-forwarded-host'], '[2001:db8::1]:8443');
+});
+
+test('a trusted proxy\'s X-Forwarded-Proto reaches the instance only as http or https', async () => {
+  for (const [sent, seen] of [['https', 'https'], ['HTTPS', 'https'], ['http', 'http'], ['gopher', 'http'], ['https, http', 'http'], ['<script>', 'http']] as const) {
+    const r = await call(`${gw.url}/endpoints/cars/score`, { headers: { ...bearer(CARS_KEY), 'x-forwarded-proto': sent }, localAddress: PROXY });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(cars.seen.at(-1)!.headers['x-forwarded-proto'], seen, `x-forwarded-proto ${JSON.stringify(sent)}`);
+  }
+});
+
+test('an X-Forwarded-For hop that is not an address makes the client unknown: no forged text logged, allow-lists fail closed', async () => {
+  const via = (xff: string, endpoint = 'fenced') => call(`${gw.url}/endpoints/${endpoint}/score`, {
+    headers: { ...bearer(CARS_KEY), 'x-forwarded-for': xff }, localAddress: PROXY,
+  });
+  const lastLine = (): Record<string, unknown> => gw.logs.access().at(-1)!;
+  // The control: a well-formed chain names the client, and the allow-list admits it.
+  assert.equal((await via('127.0.0.3')).status, 200);
+  assert.equal(lastLine().client_ip, '127.0.0.3');
+
+  for (const xff of ['garbage, <script>', '127.0.0.3, <script>', 'unknown']) {
+    const open = await via(xff, 'cars');
+    assert.equal(open.status, 200, 'an endpoint without allowed_networks still serves');
+    assert.equal(lastLine().client_ip, '', `client_ip for ${JSON.stringify(xff)}`);
+    assert.ok(!gw.logs.raw.some((l) => l.includes('<script>')), 'no forged text in any log line');
+    const fenced = await via(xff);
+    assert.equal(fenced.status, 403, `allowed_networks with ${JSON.stringify(xff)}`);
+    assert.equal(fenced.json<{ error: { code: string } }>().error.code, 'NetworkNotAllowed');
+  }
+  // A port after the address (Azure Application Gateway writes one) is not garbage.
+  assert.equal((await via('127.0.0.3:51234')).status, 200);
+  assert.equal(lastLine().client_ip, '127.0.0.3');
 });

@@ -78,6 +78,18 @@ test('forwardedFor: a trusted proxy extends the chain and keeps a valid x-forwar
   }
 });
 
+test('forwardedFor: a trusted proxy\'s x-forwarded-proto is kept only when it is http or https, else http', () => {
+  const base = { requestId: 'r', peer: '10.0.0.5', peerTrusted: true };
+  const proto = (p: string | string[] | undefined): string => forwardedFor({ ...base, headers: { host: 'h', 'x-forwarded-proto': p } }).proto;
+  assert.equal(proto('https'), 'https');
+  assert.equal(proto('http'), 'http');
+  assert.equal(proto('HTTPS'), 'https', 'a scheme is case-insensitive; sent in lower case');
+  assert.equal(proto('Http'), 'http');
+  for (const bad of ['gopher', 'ftp', '', 'https, http', 'https ', 'javascript', '<script>', 'httpx']) assert.equal(proto(bad), 'http', bad);
+  assert.equal(proto(undefined), 'http');
+  assert.equal(proto(['https', 'https']), 'http');
+});
+
 test('downstreamHeaders drops hop-by-hop and Connection-named headers', () => {
   const h = downstreamHeaders({ connection: 'x-secret', 'x-secret': '1', 'keep-alive': 'timeout=5', 'x-ok': '2' }, 200);
   assert.deepEqual(h, ['x-ok', '2']);
