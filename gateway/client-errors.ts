@@ -22,6 +22,7 @@ export const CLIENT_ERROR_REASONS = [
   'bad_expect', // an Expect other than 100-continue
   'incomplete_request', // the client closed halfway through a request
   'connection_error', // the socket failed (reset, broken pipe)
+  'connect_method', // CONNECT: the gateway is not a forward proxy (405)
 ] as const;
 export type ClientErrorReason = (typeof CLIENT_ERROR_REASONS)[number];
 
@@ -94,6 +95,32 @@ export interface ClientErrorDeps {
 /** After the answer, how long a connection may keep sending before it is cut (NGINX's lingering close). */
 const LINGER_MS = 1000;
 
+/** What a 405 to CONNECT lists in `Allow` (RFC 9110 §15.5.6): the methods a listener serves. */
+const INVOCATION_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+const ADMIN_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
+
+/**
+ * Write a SPEC §4 error as the last response on `socket` (`extra`: more header lines, each
+ * ending in CRLF) and close it once the client has had the chance to read it.
+ */
+function answerAndClose(socket: Socket, code: ErrorCode, message: string, requestId: string, extra: string): void {
+  const status = ERRORS[code].status;
+  const body = errorBody(code, message, requestId);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`
+    + 'Content-Type: application/json\r\n'
+    + `Content-Length: ${Buffer.byteLength(body)}\r\n`
+    + `x-request-id: ${requestId}\r\n`
+    + extra
+    + 'Connection: close\r\n\r\n'
+    + body);
+  // The client may still be sending (a huge header block): closing on unread bytes makes
+  // the kernel send a reset that can destroy the answer before it is read. Let it finish.
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+  linger.unref();
+  socket.once('end', () => socket.destroy());
+  socket.once('close', () => clearTimeout(linger));
+}
+
 /** Connections already answered: llhttp repeats the error for every later chunk of data. */
 const answered = new WeakSet<Socket>();
 
@@ -123,10 +150,12 @@ export class ClientErrors {
     for (const r of CLIENT_ERROR_REASONS) deps.metrics.clientErrors.inc({ reason: r }, 0);
   }
 
-  /** Handle `clientError` and `checkExpectation` on `server` (a listener of kind `listener`). */
+  /** Handle `clientError`, `checkExpectation` and `connect` on `server` (a listener of kind `listener`). */
   attach(server: Server, listener: string): void {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket as HttpSocket, listener));
     server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.onExpectation(req, res, listener));
+    // Without a listener Node closes a CONNECT's connection without a word.
+    server.on('connect', (req: IncomingMessage, socket: Socket) => this.onConnect(req, socket, listener));
   }
 
   onClientError(err: NodeJS.ErrnoException, socket: HttpSocket, listener: string): void {
@@ -158,20 +187,24 @@ export class ClientErrors {
       socket.destroy();
       return;
     }
-    const e = ERRORS[code];
-    const body = errorBody(code, e.message, requestId);
-    socket.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n`
-      + 'Content-Type: application/json\r\n'
-      + `Content-Length: ${Buffer.byteLength(body)}\r\n`
-      + `x-request-id: ${requestId}\r\n`
-      + 'Connection: close\r\n\r\n'
-      + body);
-    // The client may still be sending (a huge header block): closing on unread bytes makes
-    // the kernel send a reset that can destroy the answer before it is read. Let it finish.
-    const linger = setTimeout(() => socket.destroy(), LINGER_MS);
-    linger.unref();
-    socket.once('end', () => socket.destroy());
-    socket.once('close', () => clearTimeout(linger));
+    answerAndClose(socket, code, ERRORS[code].message, requestId, '');
+  }
+
+  /**
+   * `CONNECT host:port`: a request for a tunnel, which a gateway in front of models does
+   * not make. Node hands over the bare socket (no response object): answer 405 with the
+   * JSON body on it, close, count and log like the parser's rejections.
+   */
+  onConnect(_req: IncomingMessage, socket: Socket, listener: string): void {
+    const requestId = requestIds.next();
+    this.#record('connect_method', {
+      listener, request_id: requestId, client_ip: normalize(socket.remoteAddress ?? ''), status: 405,
+    });
+    // Anything the client sends after the request head is read and dropped until it closes.
+    socket.on('error', () => socket.destroy());
+    socket.resume();
+    answerAndClose(socket, 'MethodNotAllowed', 'CONNECT is not supported: this gateway is not a forward proxy.', requestId,
+      `Allow: ${listener === 'admin' ? ADMIN_METHODS : INVOCATION_METHODS}\r\n`);
   }
 
   onExpectation(req: IncomingMessage, res: ServerResponse, listener: string): void {

@@ -5,7 +5,7 @@ import type { Policy, PolicyContext, Verdict } from '../../policies/policy.ts';
 import type { Principal } from '../../policies/principal.ts';
 import { normalize } from '../../policies/shared/client-ip.ts';
 import { GatewayError, sendError } from '../errors.ts';
-import { ambiguousHeader } from '../routing/route.ts';
+import { refusedHeader } from '../routing/route.ts';
 import type { Logger } from '../logger.ts';
 
 /** A reply a route returns; the router writes it (and drops the body for HEAD). */
@@ -116,7 +116,7 @@ export interface AdminRouterDeps {
 /**
  * The admin listener's dispatcher: a route table (method, pattern, handler), auth once for
  * the routes that need it, `HEAD` wherever `GET` works (RFC 9110 §9.3.2), 405 with `Allow`
- * for a known path and an unknown method, more than one Host or Authorization line a 400
+ * for a known path and an unknown method, a header {@link refusedHeader} refuses a 400
  * before anything else, and one access line per call (who, what, status; never a credential). `Expect: 100-continue` is honoured only after authentication.
  */
 export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: ServerResponse, expectContinue: boolean) => void {
@@ -160,9 +160,9 @@ async function dispatch(
   expectContinue: boolean,
   state: { who?: Principal },
 ): Promise<void> {
-  // Two Host or two Authorization lines: 400 before anything else, as on the invocation listeners.
-  const ambiguous = ambiguousHeader(req.rawHeaders);
-  if (ambiguous) throw ambiguous;
+  // Two Host or two Authorization lines, an Upgrade: 400 before anything else, as on the invocation listeners.
+  const refused = refusedHeader(req.rawHeaders);
+  if (refused) throw refused;
   const parts = segments((req.url ?? '/').split('?')[0] ?? '/');
   const method = req.method === 'HEAD' ? 'GET' : req.method;
   const candidates = table.flatMap((r) => {

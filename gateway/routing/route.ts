@@ -29,42 +29,59 @@ function badRequest(message: string): GatewayError {
 
 const DUPLICATE_HOST = badRequest('The request has more than one Host header.');
 const DUPLICATE_AUTHORIZATION = badRequest('The request has more than one Authorization header.');
+const UPGRADE = badRequest('Protocol upgrades (Upgrade: websocket and the like) are not supported: send plain HTTP requests (responses stream).');
 
 /**
- * A header the gateway decides by that appears more than once, as a 400 (else undefined):
- * `Host` (RFC 9112 §3.2) and `Authorization` (a singleton field, RFC 9110 §5.3: Node keeps
- * the first copy and drops the rest, so "which one counts" would differ between the
- * gateway and anything behind or in front of it). One pass over `rawHeaders` with a
- * length test per name; nothing is allocated unless a name has the length of one of them.
- * Both listeners call it before they authenticate or route.
+ * What in the header block both listeners refuse (400) before they authenticate or route,
+ * else undefined:
+ * - more than one `Host` (RFC 9112 §3.2) or `Authorization` (a singleton field, RFC 9110
+ *   §5.3: Node keeps the first copy and drops the rest, so "which one counts" would differ
+ *   between the gateway and anything in front of or behind it);
+ * - an `Upgrade` to anything but `h2c` (WebSocket, say): the gateway does not tunnel, and
+ *   serving it as a plain GET would have the model answer a question it was not asked.
+ *   `Upgrade: h2c` (Java's HttpClient sends it by default) is declined silently, as RFC
+ *   9110 §7.8 allows: the request is served over HTTP/1.1.
+ *
+ * One pass over `rawHeaders` with a length test per name; nothing is allocated unless a
+ * name has the length of one of these.
  */
-export function ambiguousHeader(rawHeaders: readonly string[]): GatewayError | undefined {
+export function refusedHeader(rawHeaders: readonly string[]): GatewayError | undefined {
   let hostLines = 0;
   let authLines = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    if (name.length === 4) {
-      if ((name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hostLines > 1) return DUPLICATE_HOST;
-    } else if (name.length === 13) {
-      if ((name === 'Authorization' || name === 'authorization' || name.toLowerCase() === 'authorization') && ++authLines > 1) {
-        return DUPLICATE_AUTHORIZATION;
-      }
+    switch (name.length) {
+      case 4:
+        if ((name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hostLines > 1) return DUPLICATE_HOST;
+        break;
+      case 7:
+        if ((name === 'Upgrade' || name === 'upgrade' || name.toLowerCase() === 'upgrade') && !isH2c(rawHeaders[i + 1]!)) return UPGRADE;
+        break;
+      case 13:
+        if ((name === 'Authorization' || name === 'authorization' || name.toLowerCase() === 'authorization') && ++authLines > 1) {
+          return DUPLICATE_AUTHORIZATION;
+        }
+        break;
     }
   }
   return undefined;
 }
 
+function isH2c(value: string): boolean {
+  return value === 'h2c' || (value.length === 3 && value.toLowerCase() === 'h2c');
+}
+
 /**
- * Read the request line's target and the Host header (RFC 9112 §3.2): more than one Host
- * or Authorization line ({@link ambiguousHeader}), or a Host that is not a host, is a 400;
+ * Read the request line's target and the Host header (RFC 9112 §3.2): a header both
+ * listeners refuse ({@link refusedHeader}), or a Host that is not a host, is a 400;
  * an absolute-form target (`http://authority/path`) is routed by its path, and its
  * authority replaces Host (§3.2.2). The path is then normalised ({@link normalizePath})
  * when it may need it: only a path containing `/.`, `//`, `/%2e`, `/%2E` or a `#` is
  * rewritten, anything else is used as sent.
  */
 export function requestTarget(url: string, rawHeaders: readonly string[], host: string | undefined): RequestTarget | GatewayError {
-  const ambiguous = ambiguousHeader(rawHeaders);
-  if (ambiguous) return ambiguous;
+  const refused = refusedHeader(rawHeaders);
+  if (refused) return refused;
   let path = url;
   if (url.charCodeAt(0) !== 0x2f /* / */) {
     if (url === '*') return { path: url, host };

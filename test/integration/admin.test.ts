@@ -146,7 +146,7 @@ test('a malformed percent-escape in a path parameter is a 400, not an internal e
   assert.equal(stranger.status, 401, 'authentication still comes first');
 });
 
-test('more than one Host or Authorization header is a 400 on the admin listener too, before authentication', async () => {
+test('more than one Host or Authorization header, or an Upgrade, is a 400 on the admin listener too, before authentication', async () => {
   const cases: [string, string[]][] = [
     ['/healthz', ['Host: a', 'Host: b']],
     ['/healthz', ['Host: a', 'host: a']],
@@ -159,6 +159,9 @@ test('more than one Host or Authorization header is a 400 on the admin listener 
     assert.match(body.error.message, /more than one (Host|Authorization) header/, `${path} ${lines.join(' | ')}`);
     assert.equal(r.headers.find(([n]) => n === 'connection')?.[1], 'close');
   }
+  // An Upgrade (WebSocket) is refused as on the invocation listeners.
+  const ws = await rawExchange(adminPort, ['GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n']);
+  assert.match(assertGatewayError(replyOf(ws), 400, 'BadRequest').error.message, /Protocol upgrades/);
   // One of each is fine.
   const ok = await rawExchange(adminPort, [`GET /admin/endpoints HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`]);
   assert.equal(ok.status, 200);

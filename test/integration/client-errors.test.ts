@@ -167,3 +167,31 @@ test('a client that leaves mid-response is 499 client_aborted even when the inst
   const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
   assert.ok(text.includes('switchyard_requests_total{endpoint="cars",deployment="blue",code="499",termination="client_aborted"} 1'), text.split('\n').filter((l) => l.startsWith('switchyard_requests_total')).join('\n'));
 });
+
+test('CONNECT gets 405 with the JSON error body on every listener, is counted and logged', async (t) => {
+  const clock = manualClock();
+  const g = await startGateway({
+    admin: { keys: ['admin-key'] },
+    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [up.url] } } } },
+  }, { clock: clock.now });
+  t.after(() => g.close());
+  const count = async (): Promise<number> => {
+    const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
+    return Number(/^switchyard_client_errors_total\{reason="connect_method"\} (\d+)$/m.exec(text)?.[1]);
+  };
+  assert.equal(await count(), 0, 'the reason is exported from the start');
+  const before = up.seen.length;
+  for (const [listener, url] of [['public', g.url], ['admin', g.adminUrl]] as const) {
+    const r = await rawExchange(Number(new URL(url).port), [head(['CONNECT example.com:443 HTTP/1.1', 'Host: example.com:443']) + 'tunnel bytes']);
+    assertRejected(r, 405, 'MethodNotAllowed');
+    assert.match(JSON.parse(r.body).error.message as string, /CONNECT is not supported/);
+    assert.match(r.headers.find(([n]) => n === 'allow')?.[1] ?? '', /^GET, HEAD, POST/, `${listener}: a 405 says what is allowed`);
+  }
+  assert.equal(up.seen.length, before, 'nothing reached the model');
+  assert.equal(await count(), 2);
+  const lines = g.logs.lines.filter((l) => l.msg === 'client request rejected' && l.reason === 'connect_method');
+  assert.equal(lines.length, 1, 'at most one line per reason per interval');
+  assert.equal(lines[0]!.listener, 'public');
+  assert.equal(lines[0]!.status, 405);
+  assert.equal(lines[0]!.client_ip, '127.0.0.1');
+});

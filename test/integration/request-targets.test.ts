@@ -228,3 +228,29 @@ test('an X-Forwarded-For hop that is not an address makes the client unknown: no
   assert.equal((await via('127.0.0.3:51234')).status, 200);
   assert.equal(lastLine().client_ip, '127.0.0.3');
 });
+
+test('an Upgrade to WebSocket (or anything but h2c) is refused with 400 and the connection closed; nothing reaches the instance', async () => {
+  const before = cars.seen.length;
+  for (const upgrade of ['websocket', 'WebSocket', 'h2c, websocket', 'TLS/1.2']) {
+    const r = await rawExchange(port, [[
+      'GET /endpoints/cars/score HTTP/1.1', 'Host: gw.example.test', `Authorization: Bearer ${CARS_KEY}`,
+      'Connection: Upgrade', `Upgrade: ${upgrade}`, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    ].join('\r\n') + '\r\n\r\n']);
+    const body = assertGatewayError(replyOf(r), 400, 'BadRequest');
+    assert.match(body.error.message, /Protocol upgrades/, upgrade);
+    assert.equal(r.headers.find(([n]) => n === 'connection')?.[1], 'close');
+  }
+  assert.equal(cars.seen.length, before);
+});
+
+test('Upgrade: h2c (Java HttpClient\'s default) is declined silently: served over HTTP/1.1, upgrade headers not forwarded', async () => {
+  const r = await rawExchange(port, [[
+    'POST /endpoints/cars/score HTTP/1.1', 'Host: gw.example.test', `Authorization: Bearer ${CARS_KEY}`,
+    'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA', 'Content-Length: 2',
+  ].join('\r\n') + '\r\n\r\n{}']);
+  assert.equal(r.status, 200, r.body);
+  const seen = cars.seen.at(-1)!;
+  assert.equal(seen.body, '{}');
+  assert.equal(seen.headers.upgrade, undefined);
+  assert.equal(seen.headers['http2-settings'], undefined);
+});

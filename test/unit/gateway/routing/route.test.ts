@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GatewayError } from '../../../../gateway/errors.ts';
-import { ambiguousHeader, matchRoute, normalizePath, requestTarget, type RequestTarget, upstreamPath, validHost } from '../../../../gateway/routing/route.ts';
+import { refusedHeader, matchRoute, normalizePath, requestTarget, type RequestTarget, upstreamPath, validHost } from '../../../../gateway/routing/route.ts';
 
 // The request line and Host as the gateway reads them (RFC 9112 §3.2, RFC 3986 §5.2.4):
 // issue 7 items 8 and 13.
@@ -35,9 +35,18 @@ test('more than one Authorization line is refused, whatever the case; one or non
   assert.match(refused('/x', ['Host', 'a', 'Authorization', 'Bearer k1', 'authorization', 'Bearer k2']).message, /more than one Authorization/);
   refused('/x', ['AUTHORIZATION', 'Bearer k', 'Host', 'a', 'Authorization', 'Bearer k']);
   assert.deepEqual(target('/x', ['Host', 'a', 'Authorization', 'Bearer k', 'Proxy-Authorization', 'x', 'X-Authorization', 'y'], 'a'), { path: '/x', host: 'a' });
-  assert.equal(ambiguousHeader(['Host', 'a', 'Authorization', 'Bearer k', 'X-Thirteen-Ch', 'z']), undefined);
-  assert.equal(ambiguousHeader([]), undefined);
-  assert.equal(ambiguousHeader(['authorization', 'a', 'Authorization', 'a'])?.code, 'BadRequest');
+  assert.equal(refusedHeader(['Host', 'a', 'Authorization', 'Bearer k', 'X-Thirteen-Ch', 'z']), undefined);
+  assert.equal(refusedHeader([]), undefined);
+  assert.equal(refusedHeader(['authorization', 'a', 'Authorization', 'a'])?.code, 'BadRequest');
+});
+
+test('an Upgrade other than h2c is refused; h2c is declined silently (served as HTTP/1.1)', () => {
+  for (const v of ['websocket', 'WebSocket', 'h2c, websocket', 'h2', 'TLS/1.2', '']) {
+    assert.match(refused('/x', ['Host', 'a', 'Upgrade', v]).message, /Protocol upgrades/, v);
+  }
+  refused('/x', ['Host', 'a', 'upgrade', 'websocket']);
+  for (const v of ['h2c', 'H2C']) assert.deepEqual(target('/x', ['Host', 'a', 'Upgrade', v, 'Connection', 'Upgrade, HTTP2-Settings'], 'a'), { path: '/x', host: 'a' });
+  assert.deepEqual(target('/x', ['Host', 'a', 'Referer', 'websocket', 'Upgrades', 'x'], 'a'), { path: '/x', host: 'a' });
 });
 
 test('a Host that is not a host is refused', () => {
