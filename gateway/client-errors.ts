@@ -1,4 +1,4 @@
-import { requestIds } from './request-id.ts';
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { errorBody, ERRORS, GatewayError, sendError, type ErrorCode } from './errors.ts';
@@ -164,7 +164,7 @@ export class ClientErrors {
     const inFlight = socket._httpMessage ?? undefined;
     const { reason, code } = classify(err.code, inFlight !== undefined);
     // A request in flight already has an id (once the exchange has set its header): keep it.
-    const requestId = String(inFlight?.getHeader('x-request-id') ?? requestIds.next());
+    const requestId = String(inFlight?.getHeader('x-request-id') ?? randomUUID());
     // Node's own rule: answer only if no response on this connection has begun, or the
     // bytes would corrupt one the client is already reading.
     // A client that closed halfway through its request is gone: nobody would read an answer.
@@ -196,7 +196,7 @@ export class ClientErrors {
    * JSON body on it, close, count and log like the parser's rejections.
    */
   onConnect(_req: IncomingMessage, socket: Socket, listener: string): void {
-    const requestId = requestIds.next();
+    const requestId = randomUUID();
     this.#record('connect_method', {
       listener, request_id: requestId, client_ip: normalize(socket.remoteAddress ?? ''), status: 405,
     });
@@ -208,7 +208,7 @@ export class ClientErrors {
   }
 
   onExpectation(req: IncomingMessage, res: ServerResponse, listener: string): void {
-    const requestId = requestIds.next();
+    const requestId = randomUUID();
     this.#record('bad_expect', { listener, request_id: requestId, client_ip: normalize(req.socket.remoteAddress ?? ''), status: 417 });
     // The body was not invited: it must not be read as the next request.
     res.setHeader('connection', 'close');

@@ -4,7 +4,7 @@ import type { ListenerKind, Outcome, PolicyContext, Termination, ThrottleReason 
 import type { Principal } from '../policies/principal.ts';
 import { clientIp, isTrusted, normalize } from '../policies/shared/client-ip.ts';
 import { type ErrorCode, type GatewayError, sendError } from './errors.ts';
-import { requestIds } from './request-id.ts';
+import { randomUUID } from 'node:crypto';
 import type { Snapshot } from './snapshot/compile.ts';
 import type { Attempt, AttemptResult } from './upstream/attempt.ts';
 import type { ForwardOwner } from './upstream/forward.ts';
@@ -88,7 +88,7 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     this.listener = listener;
     this.snapshot = snapshot;
     this.expectContinue = expectContinue;
-    this.requestId = requestIds.next();
+    this.requestId = randomUUID();
     this.start = performance.now();
     // The peer and whether it is a trusted proxy are worked out once: the client address
     // and the X-Forwarded-* headers for the instance both follow from them.

@@ -1,4 +1,4 @@
-import { requestIds } from '../request-id.ts';
+import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Policy, PolicyContext, Verdict } from '../../policies/policy.ts';
@@ -123,7 +123,7 @@ export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: 
   const table = deps.routes.map((r) => ({ ...r, parts: segments(r.pattern) }));
   return (req, res, expectContinue) => {
     const start = performance.now();
-    const requestId = requestIds.next();
+    const requestId = randomUUID();
     const state: { who?: Principal; error?: string } = {};
     // Every admin response names its request id, which the access line carries too.
     res.setHeader('x-request-id', requestId);
