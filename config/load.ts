@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, parseDocument, type ErrorCode } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, visit, type ErrorCode, type Node, type YAMLError } from 'yaml';
 import { z } from 'zod';
-import { PATTERN, substituteEnv, type MissingVar } from './env.ts';
+import { PATTERN, substituteEnv, type EnvProblem } from './env.ts';
 import { configSchema, NO_ENDPOINTS, type GatewayConfig } from './schema.ts';
 import { suggest } from './suggest.ts';
 import { crossFieldIssues, type ConfigIssue } from './validate.ts';
-import { notEnforcedWarnings } from './warnings.ts';
+import { keyWarnings, notEnforcedWarnings } from './warnings.ts';
 
 /**
  * The outcome of reading a config: a valid config (with the warnings `validate` prints and
@@ -165,25 +165,22 @@ function check(doc: unknown, env: NodeJS.ProcessEnv, locate: Locate | undefined)
   if (doc === null || doc === undefined) {
     return { ok: false, issues: [{ path: '(root)', message: `the config is empty; ${NO_ENDPOINTS}` }] };
   }
-  const missing: MissingVar[] = [];
+  const problems: EnvProblem[] = [];
   const replaced = new Set<string>();
-  const substituted = substituteEnv(doc, env, missing, '', replaced);
-  const issues: ConfigIssue[] = missing.map((m) => ({
-    path: m.path || '(root)',
-    message: `environment variable ${m.name} is not set and has no default`,
-  }));
+  const substituted = substituteEnv(doc, env, problems, '', replaced);
+  const issues: ConfigIssue[] = [...problems];
   let parsed = configSchema.safeParse(substituted);
   if (!parsed.success && retype(substituted, parsed.error.issues, replaced)) parsed = configSchema.safeParse(substituted);
   if (!parsed.success) {
     // An unset variable is one problem, not also "expected a number" at the same path.
-    const unset = new Set(missing.map((m) => m.path));
+    const unset = new Set(problems.map((m) => m.path));
     issues.push(...fromZod(parsed.error, locate).filter((i) => !unset.has(i.path)));
   }
   // Cross-field checks run on the document as written, valid parts only, whether or not
   // the schema passed: every problem in one run (see validate.ts).
   issues.push(...crossFieldIssues(substituted));
   if (issues.length || !parsed.success) return { ok: false, issues: redact(issues, secretsOf(substituted)) };
-  return { ok: true, config: parsed.data, warnings: notEnforcedWarnings(substituted) };
+  return { ok: true, config: parsed.data, warnings: [...notEnforcedWarnings(substituted), ...keyWarnings(parsed.data)] };
 }
 
 /** Validate an already-parsed document (YAML, JSON or an admin API body). */
@@ -219,6 +216,23 @@ const YAML_ERRORS: Partial<Record<ErrorCode, string>> = {
   UNEXPECTED_TOKEN: 'an unexpected character (is a ":", "," or quote misplaced?)',
 };
 
+/** A map or a list where a map key should be (yaml itself would stringify it and warn). */
+const COLLECTION_KEY = 'a map or a list used as a key (is there a stray "?" before a key, or a key written as { } or [ ]?)';
+/** YAML errors listed; the rest are counted. */
+const MAX_YAML_ISSUES = 5;
+
+/** Where a node's text starts: the least start of it and its children (a block map's own range starts at its first ":"). */
+function startOf(node: Node): number | undefined {
+  let min: number | undefined;
+  const take = (n: unknown): void => {
+    const r = (n as { range?: readonly number[] | null } | null)?.range?.[0];
+    if (r !== undefined && (min === undefined || r < min)) min = r;
+  };
+  take(node);
+  visit(node, { Node: (_, n) => void take(n) });
+  return min;
+}
+
 /** Parse YAML text (JSON is YAML too) into a validated config. */
 export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   // `keys: [${ADMIN_KEY}]` and `{ port: ${PORT} }` are not valid YAML as written (braces
@@ -253,14 +267,36 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.e
     return `line ${line}, column ${off - before.lastIndexOf('\n')}`;
   };
 
-  const parsed = parseDocument(masked, { prettyErrors: false });
-  if (parsed.errors.length) {
+  // `logLevel: 'silent'`: the yaml library must never write to the process. By default it
+  // emits a Node warning for a collection used as a map key, quoting that key: a stray `?`
+  // before `keys: [...]` put the admin key on stderr. Its warnings, and collection keys,
+  // are config errors here instead, with line and column only.
+  const parsed = parseDocument(masked, { prettyErrors: false, logLevel: 'silent' });
+  const found: { readonly pos: number; readonly what: string }[] = [...parsed.errors, ...parsed.warnings].map((e: YAMLError) => ({
+    pos: e.pos[0],
+    what: YAML_ERRORS[e.code] ?? e.code.toLowerCase().replaceAll('_', ' '),
+  }));
+  visit(parsed, {
+    Pair(_, pair) {
+      const key = pair.key;
+      if (!isNode(key) || isScalar(key)) return;
+      const target = isAlias(key) ? key.resolve(parsed) : key;
+      if (target === undefined || isScalar(target)) return;
+      found.push({ pos: startOf(key) ?? 0, what: COLLECTION_KEY });
+    },
+  });
+  if (found.length) {
     const seen = new Set<string>();
     const issues: ConfigIssue[] = [];
-    for (const e of parsed.errors) {
-      const message = `not valid YAML at ${where(e.pos[0])}: ${YAML_ERRORS[e.code] ?? e.code.toLowerCase().replaceAll('_', ' ')}`;
+    for (const f of found.sort((a, b) => a.pos - b.pos)) {
+      const message = `not valid YAML at ${where(f.pos)}: ${f.what}`;
       if (!seen.has(message)) issues.push({ path: '(file)', message });
       seen.add(message);
+    }
+    // One stray `}` cascades into dozens of errors; the first few locate it.
+    if (issues.length > MAX_YAML_ISSUES) {
+      const more = issues.length - MAX_YAML_ISSUES;
+      issues.splice(MAX_YAML_ISSUES, more, { path: '(file)', message: `… and ${more} more YAML error${more === 1 ? '' : 's'} (often caused by the first ones)` });
     }
     return { ok: false, issues };
   }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseConfigText } from '../../../config/load.ts';
+import { formatIssues, loadConfigFile, parseConfigText } from '../../../config/load.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/switchyard.mjs', import.meta.url));
 
@@ -221,4 +222,151 @@ test('validate prints what is accepted but not enforced', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^warning: endpoints\.cars\.mirror_traffic: accepted but not enforced by this version$/m);
   assert.match(r.stderr, /^warning: endpoints\.cars\.deployments\.shadow\.readiness_probe: accepted but not enforced by this version$/m);
+});
+
+// Trial of issue 7, finding 1: a stray `?` before a key line makes the key's collection a map
+// key; the yaml library used to emit a Node warning quoting it (the admin key, in full) on
+// stderr, from validate and from a hot reload alike.
+const QUESTION_TYPOS: Record<string, { yaml: string; secret: string; at: string }> = {
+  admin: {
+    yaml: GOOD.replace('server:\n', 'admin:\n  ? keys: ["adm-secret-key-999"]\nserver:\n'),
+    secret: 'adm-secret-key-999',
+    at: 'line 3, column 5',
+  },
+  endpoint: {
+    yaml: GOOD.replace('    keys: { primary: literal-key,', '    ? keys: { primary: k-endpoint-secret-42,'),
+    secret: 'k-endpoint-secret-42',
+    at: 'line 8, column 7',
+  },
+};
+
+test('a stray "?" before a key line is an error at its line and column; the key is printed nowhere', async () => {
+  for (const [what, t] of Object.entries(QUESTION_TYPOS)) {
+    const r = await validate(t.yaml);
+    assert.notEqual(r.code, 0, `${what}: must be refused`);
+    const out = `${r.stdout}${r.stderr}`;
+    for (let i = 0; i + 6 <= t.secret.length; i++) assert.ok(!out.includes(t.secret.slice(i, i + 6)), `${what} leaked:\n${out}`);
+    assert.doesNotMatch(out, /Warning|stringified/, `${what}: no Node warning`);
+    assertProblems(r, [`(file): not valid YAML at ${t.at}: a map or a list used as a key (is there a stray "?" before a key, or a key written as { } or [ ]?)`]);
+  }
+});
+
+test('loadConfigFile (the hot reload path) emits no process warning on a collection key', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    for (const [what, t] of Object.entries(QUESTION_TYPOS)) {
+      const file = join(dir, `question-${what}.yaml`);
+      await writeFile(file, t.yaml);
+      const r = await loadConfigFile(file, {});
+      assert.ok(!r.ok, what);
+      assert.ok(!formatIssues(r.issues).includes(t.secret.slice(0, 8)));
+      assert.match(formatIssues(r.issues), /a map or a list used as a key/);
+    }
+    // And an alias to a collection used as a key, the other way to get one.
+    const alias = parseConfigText(`x: &k [adm-secret-key-999]\n? *k\n: 1\n${GOOD}`, {});
+    assert.ok(!alias.ok);
+    assert.match(formatIssues(alias.issues), /^\(file\): not valid YAML at line 2, column 3: a map or a list used as a key/m);
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});
+
+// Finding 2: a mistyped reference must not become a literal key.
+test('a malformed ${...} or a bare $NAME is refused with its field path, never quoting the value', () => {
+  const env = { CARS_KEY_1: 'env-key-value-0123456789' };
+  const cases: Record<string, RegExp> = {
+    '"${CARS_KEY_1"': /a malformed \$\{\.\.\.\} reference \(no closing \}\)/,
+    '"$CARS_KEY_1"': /a bare \$NAME is not substituted; write \$\{NAME\} for a variable, or \$\$ for a literal \$/,
+    '"${CARS_KEY_1:default}"': /a malformed \$\{\.\.\.\} reference \(a default is written \$\{NAME:-default\}\)/,
+    '"${ CARS_KEY_1 }"': /a malformed \$\{\.\.\.\} reference \(spaces inside the braces\)/,
+    '"${CARS-KEY}"': /a malformed \$\{\.\.\.\} reference \(a name is letters, digits and _/,
+    '"${CARS_KEY_1}}"': /a stray \} right after \$\{CARS_KEY_1\}/,
+    '"k-prefix-${CARS_KEY_1"': /no closing \}/,
+  };
+  for (const [written, message] of Object.entries(cases)) {
+    const r = parseConfigText(GOOD.replace('primary: literal-key', () => `primary: ${written}`), env);
+    assert.ok(!r.ok, `${written} must be refused`);
+    const text = formatIssues(r.issues);
+    const line = text.split('\n').find((l) => l.startsWith('endpoints.cars.keys.primary: '));
+    assert.ok(line, `${written}: names the field:\n${text}`);
+    assert.match(line, message);
+    assert.ok(!text.includes('env-key-value') && !text.includes('k-prefix'), `${written}: quotes nothing:\n${text}`);
+  }
+});
+
+test('$$ is a literal $, a $ before anything else stays, and well-formed references still work', () => {
+  const env = { CARS_KEY_1: 'env-key-value-0123456789' };
+  const key = (written: string): string | undefined => {
+    const r = parseConfigText(GOOD.replace('primary: literal-key', () => `primary: ${written}`), env);
+    assert.ok(r.ok, `${written}: ${r.ok ? '' : formatIssues(r.issues)}`);
+    return r.config.endpoints.cars?.keys?.primary;
+  };
+  assert.equal(key('"$${CARS_KEY_1}"'), '${CARS_KEY_1}');
+  assert.equal(key('"pa$$word-0123456789"'), 'pa$word-0123456789');
+  assert.equal(key('"pa$5word-0123456789"'), 'pa$5word-0123456789');
+  assert.equal(key('"cost-5$"'), 'cost-5$');
+  assert.equal(key('"${CARS_KEY_1}"'), 'env-key-value-0123456789');
+  assert.equal(key('"x-${CARS_KEY_1}-y"'), 'x-env-key-value-0123456789-y');
+  assert.equal(key('"${UNSET_KEY:-default-key-0123456789}"'), 'default-key-0123456789');
+});
+
+// Finding 5: one stray `}` produced more than 25 cascading YAML error lines.
+test('a cascade of YAML errors is cut to the first five and a count', async () => {
+  const r = await validate(GOOD.replace('traffic: { blue: 90, green: 10 }', 'traffic: { blue: 90, green: 10 }}'));
+  assert.notEqual(r.code, 0);
+  const yamlLines = r.lines.filter((l) => l.startsWith('(file): not valid YAML at line '));
+  assert.equal(yamlLines.length, 5, r.lines.join('\n'));
+  assert.match(yamlLines[0] ?? '', /^\(file\): not valid YAML at line 9, column 37: /);
+  assert.match(r.lines.at(-1) ?? '', /^\(file\): … and \d+ more YAML errors \(often caused by the first ones\)$/);
+  assert.equal(r.lines.length, 6, r.lines.join('\n'));
+  assertProblems(r, []);
+});
+
+// Finding 5: weak keys warn (not fail), by field path, never by value.
+test('a short literal key, or an admin key that is also an endpoint key, warns by path only', async () => {
+  const long = 'endpoint-key-0123456789';
+  const digest = `sha256:${createHash('sha256').update(long).digest('hex')}`;
+  const doc = GOOD
+    .replace('server:\n', `admin:\n  keys: [adm-1, "${long}", "\${ADMIN_FROM_ENV}"]\nserver:\n`)
+    .replace(`secondary: "sha256:${'ab'.repeat(32)}"`, `secondary: "${digest}"`);
+  const r = await validate(doc, { ADMIN_FROM_ENV: 'literal-key' });
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+  const SHORT = 'shorter than 16 characters, easy to guess; use a long random key (e.g. openssl rand -base64 24)';
+  for (const w of [
+    `warning: endpoints.cars.keys.primary: ${SHORT}`,
+    `warning: admin.keys.0: ${SHORT}`,
+    `warning: admin.keys.2: ${SHORT}`,
+    // A literal admin key whose digest is an endpoint's sha256: key counts as the same key.
+    'warning: admin.keys.1: the same key as endpoints.cars.keys.secondary; every caller of that endpoint could use the admin API',
+    'warning: admin.keys.2: the same key as endpoints.cars.keys.primary; every caller of that endpoint could use the admin API',
+  ]) assert.ok(warnings.includes(w), `missing ${w} in:\n${r.stderr}`);
+  assert.ok(!warnings.some((w) => w.includes('keys.secondary: shorter')), 'a digest is not a short key');
+  for (const secret of ['adm-1', long, 'literal-key']) assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret), secret);
+  // Long, distinct keys: no key warning.
+  const quiet = parseConfigText(doc.replace('[adm-1, ', '[').replace('primary: literal-key', 'primary: other-key-0123456789'), { ADMIN_FROM_ENV: 'admin-key-0123456789-xyz' });
+  assert.ok(quiet.ok);
+  assert.deepEqual(quiet.warnings.filter((w) => /admin\.keys|keys\.(primary|secondary)/.test(w)), ['admin.keys.0: the same key as endpoints.cars.keys.secondary; every caller of that endpoint could use the admin API']);
+});
+
+// Finding 3: validate checks every file it is given.
+test('validate checks every file: a result line each, non-zero if any fails', async () => {
+  const good = join(dir, 'multi-good.yaml');
+  const blank = join(dir, 'multi-blank.yaml');
+  await writeFile(good, GOOD);
+  await writeFile(blank, '# nothing yet\n');
+  const r = await new Promise<Run>((resolve) => {
+    execFile(process.execPath, [BIN, 'validate', good, blank], { env: { PATH: process.env.PATH } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr, lines: [] });
+    });
+  });
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, `${good}: ok (1 endpoints)\n`);
+  assert.match(r.stderr, new RegExp(`^${blank}: \\(file\\): the file is empty .*a config needs at least one endpoint$`, 'm'));
+  assert.match(r.stderr, new RegExp(`^${blank}: invalid \\(1 problem\\)$`, 'm'));
+  assert.match(r.stderr, new RegExp(`^warning: ${good}: endpoints\\.cars\\.mirror_traffic: `, 'm'));
 });

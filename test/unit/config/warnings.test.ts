@@ -58,7 +58,7 @@ endpoints:
       green: { instances: [http://10.0.0.21:5001] }
       shadow: { instances: [http://10.0.0.31:5001] }
 `;
-const ENV = { SWITCHYARD_ADMIN_KEY: 'admin-key-1', CARS_KEY_1: 'cars-key-1' };
+const ENV = { SWITCHYARD_ADMIN_KEY: 'admin-key-1-0123456789', CARS_KEY_1: 'cars-key-1-0123456789' };
 const NOT = 'accepted but not enforced by this version';
 
 test('the SPEC §2 example loads, and every key not enforced yet warns', () => {
@@ -105,7 +105,7 @@ test('defaults do not warn: only what the user wrote', () => {
   const r = parseConfigText(`
 endpoints:
   cars:
-    keys: { primary: cars-key-1 }
+    keys: { primary: cars-key-1-0123456789 }
     traffic: { blue: 100 }
     deployments:
       blue: { instances: [http://10.0.0.11:5001], request_settings: { request_timeout_ms: 2000 } }
