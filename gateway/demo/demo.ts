@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { serve } from '../serve.ts';
 import { startModelServer } from './model-server.ts';
 
@@ -24,26 +25,30 @@ export async function runDemo(): Promise<void> {
   // 'exit' handlers must be synchronous; serve() ends every path with process.exit().
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'demo.yaml');
-  writeFileSync(file, `# Switchyard demo config: edit and save to reload live.
-server:
-  listen: { host: 127.0.0.1, port: ${port} }
-  admin_listen: { host: 127.0.0.1, port: ${adminPort} }
-  shutdown_grace_ms: 5000
-admin:
-  keys: ["${adminKey}"]
-endpoints:
-  demo:
-    auth_mode: key
-    keys: { primary: "${key}" }
-    traffic: { blue: 90, green: 10 }
-    deployments:
-      blue:
-        instances: [${blue.url}]
-        scoring_route: /score
-      green:
-        instances: [${green.url}]
-        scoring_route: /score
-`, { mode: 0o600 });
+  // Written with the yaml library, never by pasting values into YAML text: a key from
+  // SWITCHYARD_DEMO_KEY such as `a"b` or `x", other: "y` must stay one string. And `$` is the
+  // config's variable sign (`${VAR}`; `$$` is a literal `$`): a key holding one stays itself.
+  const literal = (s: string): string => s.replaceAll('$', '$$$$');
+  const config = {
+    server: {
+      listen: { host: '127.0.0.1', port },
+      admin_listen: { host: '127.0.0.1', port: adminPort },
+      shutdown_grace_ms: 5000,
+    },
+    admin: { keys: [literal(adminKey)] },
+    endpoints: {
+      demo: {
+        auth_mode: 'key',
+        keys: { primary: literal(key) },
+        traffic: { blue: 90, green: 10 },
+        deployments: {
+          blue: { instances: [blue.url], scoring_route: '/score' },
+          green: { instances: [green.url], scoring_route: '/score' },
+        },
+      },
+    },
+  };
+  writeFileSync(file, `# Switchyard demo config: edit and save to reload live.\n${stringify(config)}`, { mode: 0o600 });
   const gw = await serve(file, 'the demo uses PORT (default 8080) and ADMIN_PORT (default 9090): set them to free ports');
   const base = `http://127.0.0.1:${gw.addresses.public.port}`;
   const admin = `http://127.0.0.1:${gw.addresses.admin.port}`;
