@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { positional, wantsHelp } from './args.ts';
-import { usageLine, type Command } from './command.ts';
+import { parseArgs, wantsHelp } from './args.ts';
+import { usageError, usageLine, type Command } from './command.ts';
 import { demo } from './commands/demo.ts';
 import { modelServer } from './commands/model-server.ts';
 import { plannedCommands } from './commands/planned.ts';
@@ -16,7 +16,9 @@ const help: Command = {
   args: '[COMMAND]',
   summary: 'this text, or one command\'s usage (or: COMMAND --help)',
   run(args) {
-    const name = positional(args);
+    const a = parseArgs(args, { positionals: { min: 0, max: 1 } });
+    if (!a.ok) return Promise.resolve(usageError(help, a.error));
+    const name = a.positionals[0];
     if (name === undefined) {
       process.stdout.write(usage());
       return Promise.resolve(0);
@@ -33,7 +35,9 @@ const version: Command = {
   aliases: ['--version', '-v'],
   args: '',
   summary: 'print the version',
-  async run() {
+  async run(args) {
+    const a = parseArgs(args, {});
+    if (!a.ok) return usageError(version, a.error);
     const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     process.stdout.write(`${pkg.version}\n`);
     return 0;

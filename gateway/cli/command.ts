@@ -23,3 +23,9 @@ export interface Command {
 export function usageLine(c: Command): string {
   return `usage: switchyard ${c.name}${c.args ? ` ${c.args}` : ''}\n`;
 }
+
+/** `switchyard NAME: PROBLEM` and the usage line on stderr; exit code 2 (a usage error). */
+export function usageError(c: Command, problem: string): number {
+  process.stderr.write(`switchyard ${c.name}: ${problem}\n${usageLine(c)}`);
+  return 2;
+}

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../../gateway/cli/cli.ts';
@@ -87,4 +88,50 @@ test('missing arguments name the command\'s usage', async () => {
   const s = await run('serve');
   assert.equal(s.code, 2);
   assert.match(s.stderr, /--config FILE is required\nusage: switchyard serve --config FILE\n/);
+});
+
+// Trial of issue 7, finding 3: unknown flags were ignored (`validate f --strict`, `serve --bogus`).
+test('every command refuses an unknown option or a stray argument with its usage (exit 2)', async () => {
+  const cases: [string[], RegExp][] = [
+    [['validate', 'f.yaml', '--strict'], /^switchyard validate: unknown option --strict\nusage: switchyard validate FILE\n$/],
+    [['serve', '--bogus'], /^switchyard serve: unknown option --bogus\nusage: switchyard serve --config FILE\n$/],
+    [['serve', '--config', 'f.yaml', '--port=1'], /^switchyard serve: unknown option --port\n/],
+    [['serve', 'f.yaml'], /^switchyard serve: takes no arguments \(got 1\)\n/],
+    [['serve', '--config'], /^switchyard serve: --config needs a value\n/],
+    [['demo', '--nope'], /^switchyard demo: unknown option --nope\nusage: switchyard demo /],
+    [['demo', '--config', 'a.yaml', '--config', 'b.yaml'], /^switchyard demo: --config given twice\n/],
+    [['model-server', '--verbose'], /^switchyard model-server: unknown option --verbose\nusage: switchyard model-server /],
+    [['version', '--short'], /^switchyard version: unknown option --short\n/],
+    [['help', 'serve', 'extra'], /^switchyard help: too many arguments \(at most 1\)\n/],
+  ];
+  const runs = await Promise.all(cases.map(([args]) => run(...args)));
+  for (const [i, r] of runs.entries()) {
+    const [args, pattern] = cases[i]!;
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, args.join(' '));
+    assert.equal(r.stdout, '', args.join(' '));
+  }
+});
+
+// Finding 5: a bad or taken --port printed a Node stack trace.
+test('model-server: a bad --port is a usage error, a taken one a one-line error', async () => {
+  for (const port of ['abc', '99999', '-1', '1.5', '']) {
+    const r = await run('model-server', `--port=${port}`);
+    assert.equal(r.code, 2, `--port=${port}: ${r.stderr}`);
+    assert.match(r.stderr, port === '' ? /--port needs a value/ : /^switchyard model-server: --port must be a number from 0 to 65535\nusage: /);
+  }
+  const latency = await run('model-server', '--latency-ms', 'slow');
+  assert.equal(latency.code, 2);
+  assert.match(latency.stderr, /--latency-ms must be a whole number of milliseconds/);
+
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  try {
+    const port = (holder.address() as AddressInfo).port;
+    const r = await run('model-server', '--port', String(port));
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `switchyard model-server: cannot listen on 127.0.0.1:${port} (EADDRINUSE)\n`);
+  } finally {
+    await new Promise<void>((r) => holder.close(() => r()));
+  }
 });

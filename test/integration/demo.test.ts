@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,5 +136,83 @@ test('a demo that cannot start removes its directory too', { timeout: 60_000 }, 
     assert.deepEqual(await readdir(demo.tmp), []);
   } finally {
     await new Promise<void>((r) => holder.close(() => r()));
+  }
+});
+
+// Trial of issue 7, finding 5: SWITCHYARD_DEMO_KEY was pasted into the YAML text unescaped.
+test('a demo key with quotes, $ and YAML punctuation is written as one string and works', { timeout: 60_000 }, async () => {
+  const key = 'a"b\'c$d${NOPE}: [x], {y} # z-0123456789';
+  const demo = await startDemo(['demo'], { SWITCHYARD_DEMO_KEY: key });
+  try {
+    const banner = await waitForOutput(demo, BANNER_END);
+    const base = field(banner, /invocation URL\s+(http:\/\/\S+)\/endpoints\/demo\/score/);
+    const score = (k: string) => call(`${base}/endpoints/demo/score`, { body: '{}', headers: { authorization: `Bearer ${k}` } });
+    assert.equal((await score(key)).status, 200);
+    assert.equal((await score('a')).status, 401);
+  } finally {
+    demo.proc.kill('SIGTERM');
+  }
+  assert.equal(await demo.exited, 0, demo.output());
+});
+
+/** The pids of `pid`'s children (Linux /proc), or undefined where there is no /proc. */
+async function childrenOf(pid: number): Promise<number[] | undefined> {
+  try {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+    return text.split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` is still a running process (a zombie waiting for init counts as gone). */
+async function running(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+// Finding 4: `kill -TERM <npm pid>`: npm and `sh -c` exited, the demo kept running with parent
+// pid 1, still listening, its directory with plaintext keys kept. `npm start` runs the script
+// through `sh -c` (dash here: it does not exec the command), so that is the tree built here.
+test('the demo stops, drains and removes its directory when the shell that started it dies', { timeout: 60_000 }, async (t) => {
+  const tmp = await mkdtemp(join(root, 'tmp-'));
+  const sh = spawn('sh', ['-c', `"${process.execPath}" "${BIN}" demo`], {
+    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', TMPDIR: tmp },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  sh.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  sh.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  // Every holder of the pipe gone (the shell and the demo it started): the demo has exited.
+  const closed = new Promise<void>((resolve) => sh.stdout.once('close', () => resolve()));
+  let node: number | undefined;
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!BANNER_END.test(out)) {
+      assert.ok(Date.now() < deadline, `no banner:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const kids = await childrenOf(sh.pid!);
+    if (kids === undefined) {
+      t.skip('no /proc to find the demo\'s pid');
+      return;
+    }
+    node = kids[0];
+    assert.ok(node, 'the shell has the demo as its child');
+    assert.equal((await readdir(tmp)).length, 1, 'one config directory while it runs');
+    sh.kill('SIGTERM');
+    const bounded = await Promise.race([closed.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 20_000))]);
+    assert.ok(bounded, `the demo still runs 20 s after its shell died:\n${out}`);
+    for (let i = 0; i < 100 && (await running(node)); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await running(node), false, 'the demo process has exited');
+    assert.match(out, /the process that started it \(pid \d+\) is gone; stopping/);
+    assert.deepEqual(await readdir(tmp), [], 'its directory (plaintext keys) is gone');
+  } finally {
+    if (node !== undefined && (await running(node))) process.kill(node, 'SIGKILL');
+    sh.kill('SIGKILL');
   }
 });

@@ -1,5 +1,5 @@
-import { flag } from '../args.ts';
-import { usageLine, type Command } from '../command.ts';
+import { parseArgs } from '../args.ts';
+import { usageError, type Command } from '../command.ts';
 
 export const serve: Command = {
   name: 'serve',
@@ -7,11 +7,10 @@ export const serve: Command = {
   summary: 'run the gateway (FILE may also come from SWITCHYARD_CONFIG)',
   details: 'SIGHUP or a change of FILE reloads it; SIGTERM/SIGINT drain in-flight requests, then exit 0.',
   async run(args) {
-    const file = flag(args, '--config') ?? process.env.SWITCHYARD_CONFIG;
-    if (!file) {
-      process.stderr.write(`switchyard serve: --config FILE is required\n${usageLine(serve)}`);
-      return 2;
-    }
+    const a = parseArgs(args, { options: ['--config'] });
+    if (!a.ok) return usageError(serve, a.error);
+    const file = a.options.get('--config') ?? process.env.SWITCHYARD_CONFIG;
+    if (!file) return usageError(serve, '--config FILE is required');
     // Loaded on use: `--help` and `validate` need not load the gateway.
     const { serve: runGateway } = await import('../../serve.ts');
     await runGateway(file);
