@@ -7,7 +7,7 @@
  *   node load-tests/bench.ts [--rounds 3] [--duration 5] [--connections 64] [--quick]
  *                            [--loadgen auto|autocannon|wrk] [--modest-rate 1000]
  *                            [--modest-connections 10] [--modest-delay-ms N] [--no-modest]
- *                            [--baseline-ref GIT_REF]
+ *                            [--baseline-ref GIT_REF] [--no-big]
  *
  * `--baseline-ref main~3` also runs Switchyard as it was at that commit (a temporary git
  * worktree sharing this node_modules), interleaved with the rest, and reports
@@ -40,6 +40,7 @@ const { values: a } = parseArgs({
     'modest-connections': { type: 'string', default: '10' },
     'modest-delay-ms': { type: 'string' },
     'no-modest': { type: 'boolean', default: false },
+    'no-big': { type: 'boolean', default: false },
     'baseline-ref': { type: 'string' },
   },
 });
@@ -52,6 +53,8 @@ const WARMUP_S = a.quick ? 0.5 : 1;
 const FIRST_WARMUP_S = a.quick ? 1 : 3;
 const TOOL: LoadSpec['tool'] = a.loadgen === 'wrk' || (a.loadgen === 'auto' && onPath('wrk')) ? 'wrk' : 'autocannon';
 const M_RATE = Number(a['modest-rate']);
+/** Connections for the 1 MiB-body section. */
+const BIG_CONN = 8;
 const M_CONN = Number(a['modest-connections']);
 // Without a delay autocannon's overallRate sends each connection's quota for the second
 // back to back and then idles: that measures latency at full concurrency, not at a modest
@@ -367,6 +370,14 @@ async function main(): Promise<void> {
       modest = await measure(modestTargets, (t) => spec(t, M_CONN, M_RATE, { 'x-bench-delay-ms': String(M_DELAY) }), logDir, 'modest');
     }
 
+    // Large bodies: 1 MiB uploads (buffered whole by Switchyard, streamed by the bare proxy).
+    let big: Results | undefined;
+    const bigTargets = targets.filter((t) => t.name === 'direct' || t.name === 'undici-bare' || t.name === 'switchyard' || t.name === 'nginx');
+    if (!a['no-big']) {
+      progress(`1 MiB bodies: ${BIG_CONN} connections`);
+      big = await measure(bigTargets, (t) => ({ ...spec(t, BIG_CONN), bodyBytes: 1_048_576 }), logDir, '1 MiB');
+    }
+
     const out = [
       '## Switchyard bench',
       '',
@@ -382,6 +393,7 @@ async function main(): Promise<void> {
       out.push('', `### Modest load (~${M_RATE} req/s cap via autocannon overallRate, ${M_CONN} connections, backend answers after ${M_DELAY} ms)`,
         '', modestReport(modest, modestTargets));
     }
+    if (big) out.push('', `### 1 MiB request bodies (${BIG_CONN} connections)`, '', throughputReport(big, bigTargets, ['switchyard']));
     if (notes.length > 0) out.push('', ...notes.map((n) => `> ${n}`));
     process.stdout.write(out.join('\n') + '\n');
   } finally {

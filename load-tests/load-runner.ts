@@ -26,6 +26,8 @@ export interface LoadSpec {
   warmupS: number;
   /** Cap on requests per second over all connections (autocannon `overallRate`); 0 = none. */
   rate: number;
+  /** Instead of `body`: a JSON body of this many bytes, built here (too big for a command line). */
+  bodyBytes?: number;
 }
 
 export interface LoadResult {
@@ -51,13 +53,18 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[rank] ?? Number.NaN;
 }
 
+/** `{"pad":"xxx…"}` of exactly `n` bytes. */
+export function paddedBody(n: number): string {
+  return `{"pad":"${'x'.repeat(Math.max(0, n - 10))}"}`;
+}
+
 async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   let lat = new Float64Array(1 << 16);
   let n = 0;
   let non2xx = 0;
   const opts: Record<string, unknown> = {
-    url: spec.url, method: spec.method, headers: spec.headers, body: spec.body,
+    url: spec.url, method: spec.method, headers: spec.headers, body: spec.bodyBytes ? paddedBody(spec.bodyBytes) : spec.body,
     connections: spec.connections, duration: spec.durationS + spec.warmupS, timeout: 10,
   };
   const from = performance.now() + spec.warmupS * 1000;
@@ -108,7 +115,8 @@ async function runWrk(spec: LoadSpec): Promise<LoadResult> {
   if (spec.rate > 0) throw new Error('wrk cannot pace requests; use autocannon for a fixed rate');
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-wrk-'));
   const script = join(dir, 'req.lua');
-  const lines = [`wrk.method = ${luaString(spec.method)}`, `wrk.body = ${luaString(spec.body)}`];
+  const body = spec.bodyBytes ? `'{"pad":"' .. string.rep("x", ${Math.max(0, spec.bodyBytes - 10)}) .. '"}'` : luaString(spec.body);
+  const lines = [`wrk.method = ${luaString(spec.method)}`, `wrk.body = ${body}`];
   for (const [k, v] of Object.entries(spec.headers)) lines.push(`wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`);
   writeFileSync(script, lines.join('\n') + '\n');
   const wrk = async (seconds: number): Promise<string> => {
