@@ -5,6 +5,9 @@ export interface Expiring {
   /** Monotonic ms (the timers' own `now`); move it forward to extend. */
   deadline: number;
   expired(now: number): void;
+  /** List links, owned by the timers (an intrusive list: no table entry per item). */
+  timerPrev?: Expiring | undefined;
+  timerNext?: Expiring | undefined;
 }
 
 /**
@@ -21,7 +24,9 @@ export interface Expiring {
 export class CoarseTimers {
   readonly resolutionMs: number;
   readonly #clock: () => number;
-  readonly #waiting = new Set<Expiring>();
+  /** A doubly linked list through the items themselves. */
+  #head: Expiring | undefined;
+  #size = 0;
   #ticker: NodeJS.Timeout | undefined;
   #now: number;
 
@@ -36,9 +41,13 @@ export class CoarseTimers {
     return this.#ticker ? this.#now : (this.#now = this.#clock());
   }
 
-  /** Start watching `e` (its `deadline` must be set). */
+  /** Start watching `e` (its `deadline` must be set). Adding one already watched does nothing. */
   add(e: Expiring): void {
-    this.#waiting.add(e);
+    if (e.timerPrev !== undefined || this.#head === e) return;
+    e.timerNext = this.#head;
+    if (this.#head) this.#head.timerPrev = e;
+    this.#head = e;
+    this.#size++;
     if (!this.#ticker) {
       this.#now = this.#clock();
       this.#ticker = setInterval(() => this.tick(), this.resolutionMs);
@@ -47,25 +56,37 @@ export class CoarseTimers {
   }
 
   remove(e: Expiring): void {
-    this.#waiting.delete(e);
+    const prev = e.timerPrev;
+    const next = e.timerNext;
+    if (prev === undefined && this.#head !== e) return;
+    if (prev) prev.timerNext = next;
+    else this.#head = next;
+    if (next) next.timerPrev = prev;
+    e.timerPrev = undefined;
+    e.timerNext = undefined;
+    this.#size--;
   }
 
   /** Fire what is due (the ticker calls this; tests call it with an injected clock). */
   tick(): void {
     const now = (this.#now = this.#clock());
-    for (const e of this.#waiting) {
-      if (e.deadline > now) continue;
-      this.#waiting.delete(e);
-      e.expired(now);
+    let e = this.#head;
+    while (e) {
+      const next = e.timerNext;
+      if (e.deadline <= now) {
+        this.remove(e);
+        e.expired(now);
+      }
+      e = next;
     }
-    if (this.#waiting.size === 0 && this.#ticker) {
+    if (this.#size === 0 && this.#ticker) {
       clearInterval(this.#ticker);
       this.#ticker = undefined;
     }
   }
 
   get size(): number {
-    return this.#waiting.size;
+    return this.#size;
   }
 }
 

@@ -59,6 +59,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   // request_timeout_ms: undici's own header/body timers tick at 1 s resolution (a 200 ms
   // setting fired after ~1 s), so the shared 10 ms deadlines enforce it instead.
   deadline = 0;
+  timerPrev: Expiring | undefined = undefined;
+  timerNext: Expiring | undefined = undefined;
   #timeoutMs = 0;
   #sendTimeoutMs = 0;
   #uploading = false;

@@ -43,6 +43,8 @@ class BodyGuard extends Transform implements Expiring {
   readonly #idleMs: number;
   readonly #onStall: () => void;
   deadline: number;
+  timerPrev: Expiring | undefined = undefined;
+  timerNext: Expiring | undefined = undefined;
 
   constructor(limit: number, idleMs: number, onStall: () => void) {
     super();
@@ -129,7 +131,7 @@ function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: Bo
     bodyMemory.give(held);
     if (body !== undefined && !ex.destroyed) done(body);
   };
-  const watch: Expiring = { deadline: deadlines.now + limits.idleMs, expired: () => settle(STALLED) };
+  const watch: Expiring = { deadline: deadlines.now + limits.idleMs, expired: () => settle(STALLED), timerPrev: undefined, timerNext: undefined };
   deadlines.add(watch);
   const onData = (c: Buffer): void => {
     watch.deadline = deadlines.now + limits.idleMs;
