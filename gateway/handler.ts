@@ -133,7 +133,7 @@ export class Handler {
     });
   }
 
-  #send(ex: Exchange, deployment: CompiledDeployment, body: Buffer | Readable | null): void {
+  #send(ex: Exchange, deployment: CompiledDeployment, body: Buffer | readonly Buffer[] | Readable | null): void {
     const req = ex.req;
     const request = {
       method: req.method ?? 'GET',

@@ -7,6 +7,10 @@ import type { Instance } from './instance.ts';
 import type { Sink } from './sink.ts';
 import { deadlines, type Expiring } from '../coarse-timers.ts';
 
+function isChunkList(b: Readable | readonly Buffer[]): b is readonly Buffer[] {
+  return Array.isArray(b);
+}
+
 /** Told once how an attempt ended. */
 export interface AttemptListener {
   attemptDone(r: AttemptResult): void;
@@ -24,7 +28,7 @@ export interface AttemptRequest {
   readonly method: string;
   readonly path: string;
   readonly headers: string[];
-  readonly body: Readable | Buffer | null;
+  readonly body: Readable | Buffer | readonly Buffer[] | null;
   readonly timeoutMs: number;
   /** A client that reads nothing this long is cut (`client_send_timeout_ms`). */
   readonly sendTimeoutMs: number;
@@ -79,10 +83,11 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
     this.#sendTimeoutMs = req.sendTimeoutMs;
     this.deadline = deadlines.now + req.timeoutMs;
     deadlines.add(this);
-    if (req.body && !Buffer.isBuffer(req.body) && !req.body.readableEnded) {
+    const body = req.body;
+    if (body && !Buffer.isBuffer(body) && !isChunkList(body) && !body.readableEnded) {
       // As with undici's headers timeout, the wait for the answer starts when the upload ends.
       this.#uploading = true;
-      req.body.once('end', () => {
+      body.once('end', () => {
         this.#uploading = false;
         if (!this.#finished) this.#rearm();
       });
@@ -91,7 +96,9 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
       path: req.path,
       method: req.method,
       headers: req.headers,
-      body: req.body,
+      // A chunk list is an iterable body: undici writes each chunk (its typings list only
+      // streams and buffers for dispatch; its request code takes any iterable).
+      body: body as Readable | Buffer | null,
       headersTimeout: 0,
       bodyTimeout: 0,
       // Never let undici replay a request on its own: retries are decided here.

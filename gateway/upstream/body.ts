@@ -13,7 +13,7 @@ const STALLED = new GatewayError('RequestTimeout', 'The request body stalled pas
 const SPOOL_FAILED = new GatewayError('InternalError', 'The request body could not be spooled (see the gateway log).', { connection: 'close' });
 
 /** What {@link readBody} hands on: no body, the whole body, a stream of it, or the error to answer. */
-export type Body = null | Buffer | Readable | GatewayError;
+export type Body = null | Buffer | readonly Buffer[] | Readable | GatewayError;
 
 /**
  * Memory that bodies being read hold, process-wide (`request_buffering_memory_bytes`): a
@@ -150,7 +150,9 @@ function buffer(ex: Exchange, req: IncomingMessage, expected: number, limits: Bo
       onward(ex, req, chunks, limits, report, done);
     }
   };
-  const onEnd = (): void => settle(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+  // One chunk is the body; with a Content-Length the chunks go on as they are (undici writes
+  // each, no 1 MiB copy); a buffered chunked upload is joined so it gets a Content-Length.
+  const onEnd = (): void => settle(chunks.length === 1 ? chunks[0]! : expected >= 0 ? chunks : Buffer.concat(chunks, size));
   req.on('data', onData);
   req.once('end', onEnd);
   // A client that leaves mid-upload ends the exchange (the response closes): nothing to send.
