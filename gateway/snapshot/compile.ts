@@ -7,6 +7,7 @@ import { DEPLOYMENT_POLICIES, ENDPOINT_POLICIES } from '../../policies/index.ts'
 import type { Policy, PolicyDeps, PolicyFactory, PolicyScope } from '../../policies/policy.ts';
 import { SmoothWeightedSplit } from '../routing/split.ts';
 import type { Instance, InstanceRegistry } from '../upstream/instance.ts';
+import { checkSpoolRoot } from '../upstream/spool.ts';
 
 /** How request bodies are read: from the `server` settings. */
 export interface BodyLimits {
@@ -130,6 +131,16 @@ function sharedOrigins(cfg: GatewayConfig, warnings: string[]): Set<string> {
   return new Set(users.keys());
 }
 
+/** The spool root, checked now (its private directory is made on first use); throws, naming the path. */
+function spoolRoot(root: string): string {
+  try {
+    checkSpoolRoot(root);
+  } catch (err) {
+    throw new Error(`server.request_spool_dir: cannot spool request bodies in ${root} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  return root;
+}
+
 /** Compile a validated config into a frozen snapshot. Pure apart from acquiring live state. */
 export function compile(cfg: GatewayConfig, deps: CompileDeps, loaderWarnings: readonly string[] = []): Snapshot {
   const warnings: string[] = [...loaderWarnings];
@@ -153,7 +164,8 @@ export function compile(cfg: GatewayConfig, deps: CompileDeps, loaderWarnings: r
       bufferBytes: Math.min(cfg.server.request_buffering_bytes, cfg.server.max_body_bytes),
       idleMs: cfg.server.client_body_timeout_ms,
       memoryBytes: cfg.server.request_buffering_memory_bytes,
-      spoolDir: cfg.server.request_spooling ? (cfg.server.request_spool_dir ?? tmpdir()) : undefined,
+      // Checked now: a config whose spool cannot be written fails to load.
+      spoolDir: cfg.server.request_spooling ? spoolRoot(cfg.server.request_spool_dir ?? tmpdir()) : undefined,
     }),
     trustedProxies: trusted,
     origins,

@@ -43,7 +43,9 @@ const COMPLETE: AttemptResult = Object.freeze({ kind: 'response', complete: true
 const CUT_OFF: AttemptResult = Object.freeze({ kind: 'response', complete: false, cut: 'upstream_reset' });
 const CUT_OFF_TIMED_OUT: AttemptResult = Object.freeze({ kind: 'response', complete: false, cut: 'upstream_timeout' });
 const CUT_SLOW_CLIENT: AttemptResult = Object.freeze({ kind: 'response', complete: false, cut: 'client_aborted' });
-/** The client read nothing for client_send_timeout_ms, or too many slow readers hold the instance. */
+/** A response paused this long is a stalled reader's, not a moment of backpressure. */
+const STALLED_AFTER_MS = 1000;
+/** The client read nothing for client_send_timeout_ms, or too many stalled readers hold the instance. */
 const CLIENT_TOO_SLOW = new Error('the client stopped reading its response');
 const BAD_STATUS = new GatewayError('BadGateway', 'The model instance answered with a status outside 100-599.');
 
@@ -69,6 +71,9 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   #sendTimeoutMs = 0;
   #uploading = false;
   #paused = false;
+  /** Paused for longer than {@link STALLED_AFTER_MS}: counted against the instance's quota. */
+  #stalled = false;
+  #pausedAt = 0;
 
   constructor(sink: Sink, instance: Instance, done: AttemptListener) {
     this.#sink = sink;
@@ -121,6 +126,21 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   expired(): void {
     if (this.#finished) return;
     if (this.#paused) {
+      const inst = this.#instance;
+      if (!this.#stalled) {
+        // Not reading for a second: a stalled reader, not a moment of backpressure. Stalled
+        // readers may hold at most half of an instance's connections; past that this one is
+        // cut, so they cannot starve everyone else of the model.
+        this.#stalled = true;
+        inst.stalled++;
+        if (inst.stalled > inst.maxStalled) {
+          this.#controller?.abort(CLIENT_TOO_SLOW);
+          return;
+        }
+        this.deadline = this.#pausedAt + this.#sendTimeoutMs;
+        deadlines.add(this);
+        return;
+      }
       // The client read nothing for client_send_timeout_ms (NGINX's send_timeout): it
       // holds an instance connection for nothing. Cut it; the instance is not at fault.
       this.#controller?.abort(CLIENT_TOO_SLOW);
@@ -138,6 +158,14 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
     // Still queued in the pool: answer now; onRequestStart aborts the request later.
     this.#abortReason = TIMED_OUT;
     this.#finish({ kind: 'error', error: TIMED_OUT, connectFailed: false });
+  }
+
+  #unpause(): void {
+    this.#paused = false;
+    if (this.#stalled) {
+      this.#stalled = false;
+      this.#instance.stalled--;
+    }
   }
 
   /** Activity: the deadline moves to `request_timeout_ms` from now. */
@@ -181,21 +209,13 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#rearm();
     if (!this.#sink.write(chunk)) {
-      const inst = this.#instance;
-      // Clients that stop reading may hold at most half of an instance's connections; past
-      // that, the newest is cut, so slow readers cannot starve everyone else of the model.
-      if (inst.paused >= inst.maxPaused) {
-        controller.abort(CLIENT_TOO_SLOW);
-        return;
-      }
       controller.pause();
       this.#paused = true;
-      inst.paused++;
-      this.deadline = deadlines.now + this.#sendTimeoutMs;
+      this.#pausedAt = deadlines.now;
+      this.deadline = this.#pausedAt + Math.min(STALLED_AFTER_MS, this.#sendTimeoutMs);
       this.#sink.onDrain(() => {
         if (!this.#paused) return;
-        this.#paused = false;
-        inst.paused--;
+        this.#unpause();
         if (!this.#finished) this.#rearm();
         controller.resume();
       });
@@ -221,10 +241,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
     if (this.#finished) return;
     this.#finished = true;
     deadlines.remove(this);
-    if (this.#paused) {
-      this.#paused = false;
-      this.#instance.paused--;
-    }
+    if (this.#paused) this.#unpause();
     this.#instance.inFlight--;
     this.#done.attemptDone(r);
   }

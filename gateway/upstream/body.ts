@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, mkdirSync, rmSync, unlink } from 'node:fs';
+import { createReadStream, createWriteStream, type ReadStream, unlink } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
@@ -6,14 +6,21 @@ import { deadlines, type Expiring } from '../coarse-timers.ts';
 import { GatewayError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
 import type { BodyLimits } from '../snapshot/compile.ts';
+import { spoolDir } from './spool.ts';
 
 // The rest of an oversized or stalled body is not read: the connection cannot be reused.
 export const TOO_LARGE = new GatewayError('PayloadTooLarge', undefined, { connection: 'close' });
 const STALLED = new GatewayError('RequestTimeout', 'The request body stalled past client_body_timeout_ms.', { connection: 'close' });
 const SPOOL_FAILED = new GatewayError('InternalError', 'The request body could not be spooled (see the gateway log).', { connection: 'close' });
 
-/** What {@link readBody} hands on: no body, the whole body, a stream of it, or the error to answer. */
-export type Body = null | Buffer | readonly Buffer[] | Readable | GatewayError;
+/** A body read whole into the spool: a stream of it, and its length (sent as Content-Length). */
+export interface SpooledBody {
+  readonly stream: Readable;
+  readonly length: number;
+}
+
+/** What {@link readBody} hands on: no body, the whole body (one buffer or its chunks), a stream of it, or the error to answer. */
+export type Body = null | Buffer | readonly Buffer[] | Readable | SpooledBody | GatewayError;
 
 /**
  * Memory that bodies being read hold, process-wide (`request_buffering_memory_bytes`): a
@@ -175,31 +182,27 @@ function onward(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: Body
   done(guard);
 }
 
-const madeDirs = new Set<string>();
-
-/** This process's own spool directory under `dir`, made on first use, removed at exit. */
-function spoolDirOf(dir: string): string {
-  const own = join(dir, `switchyard-spool-${process.pid}`);
-  if (!madeDirs.has(own)) {
-    mkdirSync(own, { recursive: true, mode: 0o700 });
-    madeDirs.add(own);
-    process.once('exit', () => rmSync(own, { recursive: true, force: true }));
-  }
-  return own;
-}
-
 /**
- * Read the whole body into a temporary file (mode 0600, this process's directory), then
- * hand on a stream of it. The file is removed when the exchange ends, however it ends.
+ * Read the whole body into a temporary file, then hand on a stream of it. The file is
+ * created (mode 0600, never an existing one) in the process's private directory (`mkdtemp`,
+ * 0700), where no other local user can place, swap or read anything; it is unlinked as soon
+ * as it is open for reading back, and in any case when the exchange ends. Each stream owns
+ * its own descriptor (a stream's destroy closes its descriptor, whatever `autoClose` says).
  */
-function spool(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyLimits, dir: string, report: (err: unknown) => void, done: (body: Body) => void): void {
+function spool(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyLimits, root: string, report: (err: unknown) => void, done: (body: Body) => void): void {
   let file: string;
   try {
-    file = join(spoolDirOf(dir), `${ex.requestId}.body`);
+    file = join(spoolDir(root), `${ex.requestId}.body`);
   } catch (err) {
     report(err);
     return done(SPOOL_FAILED);
   }
+  let reader: ReadStream | undefined;
+  ex.after(() => {
+    unlink(file, () => {});
+    reader?.destroy();
+  });
+  let size = 0;
   let settled = false;
   const settle = (body: Body | undefined): void => {
     if (settled) return;
@@ -207,11 +210,11 @@ function spool(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyL
     req.unpipe(guard);
     if (body !== undefined && !ex.destroyed) done(body);
   };
-  ex.after(() => unlink(file, () => {}));
   const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
   const guard = new BodyGuard(limits.maxBytes, limits.idleMs, () => {
     guard.destroy(STALLED);
   });
+  guard.on('data', (c: Buffer) => { size += c.length; });
   guard.on('error', (err) => {
     out.destroy();
     settle(err instanceof GatewayError ? err : SPOOL_FAILED);
@@ -221,7 +224,12 @@ function spool(ex: Exchange, req: IncomingMessage, head: Buffer[], limits: BodyL
     guard.destroy();
     settle(SPOOL_FAILED);
   });
-  out.on('finish', () => settle(createReadStream(file)));
+  out.on('finish', () => {
+    if (settled || ex.destroyed) return settle(null);
+    reader = createReadStream(file);
+    reader.once('open', () => unlink(file, () => {}));
+    settle({ stream: reader, length: size });
+  });
   req.once('close', () => {
     if (!req.complete) settle(null);
   });

@@ -16,10 +16,10 @@ export class Instance {
   readonly pool: Pool;
   /** Requests sent and not yet finished. Drives least-in-flight selection. */
   inFlight = 0;
-  /** Responses paused because their client is not reading (each holds a connection). */
-  paused = 0;
+  /** Responses whose client has read nothing for a second (each holds a connection). */
+  stalled = 0;
   /** How many of those may hold a connection at once: half the pool. */
-  readonly maxPaused = POOL_CONNECTIONS / 2;
+  readonly maxStalled = POOL_CONNECTIONS / 2;
   /** Readiness and ejection, kept by origin in the {@link HealthRegistry}. */
   health: InstanceHealth;
 

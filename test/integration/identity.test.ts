@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -17,7 +17,10 @@ const ADMIN = 'admin-key-value';
 let entra: StandInEntra;
 let model: TestUpstream;
 let gw: TestGateway;
-const stateFile = join(mkdtempSync(join(tmpdir(), 'switchyard-test-')), 'state.json');
+const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-test-'));
+const stateFile = join(stateDir, 'state.json');
+// The test's temporary directories are its own to remove.
+after(() => rmSync(stateDir, { recursive: true, force: true }));
 let doc: Record<string, unknown>;
 
 const ready = (async () => {
@@ -148,7 +151,8 @@ test('the admin API takes an Entra token with an admin role and redacts keys', a
 test('a key that cannot be stored is not made effective', async () => {
   await ready;
   // A state path under a regular file can never be created (ENOTDIR), whoever runs the test.
-  const blocker = join(mkdtempSync(join(tmpdir(), 'switchyard-test-')), 'a-file');
+  const blockerDir = mkdtempSync(join(tmpdir(), 'switchyard-test-'));
+  const blocker = join(blockerDir, 'a-file');
   writeFileSync(blocker, '');
   const readOnly = await startGateway({ ...doc, state: { file: join(blocker, 'state.json') } });
   try {
@@ -158,6 +162,7 @@ test('a key that cannot be stored is not made effective', async () => {
     assert.equal((await call(`${readOnly.url}/endpoints/both/score`, { body: '{}', headers: bearer(KEY2) })).status, 200);
   } finally {
     await readOnly.close();
+    rmSync(blockerDir, { recursive: true, force: true });
   }
 });
 
