@@ -6,8 +6,7 @@ import { bearerToken, hasAnyRole, looksLikeJwt } from './credentials.ts';
 import { createEntraVerifier } from './jwt/entra-verifier.ts';
 import { JwksCacheRegistry } from './jwt/jwks-cache.ts';
 import { OidcDiscovery } from './jwt/oidc-discovery.ts';
-import { keyDigest, sha256, type KeySlot } from './key-digest.ts';
-import { timingSafeEqual } from 'node:crypto';
+import { keyDigest, matchDigest, type KeySlot } from './key-digest.ts';
 
 /** The outcome of checking a token (implemented by the Entra verifier). */
 export type TokenCheck =
@@ -49,7 +48,9 @@ export interface AuthSpec {
  * token verified before costs no promise.
  */
 export function authenticator(spec: AuthSpec): Policy {
-  const { mode, keys, roles, verifier } = spec;
+  const { mode, roles, verifier } = spec;
+  const digests = spec.keys.map((k) => k.digest);
+  const principals = spec.keys.map((k) => k.principal);
   const pre = spec.messagePrefix ?? '';
   const MISSING = reject(new GatewayError('Unauthorized', `${pre}Missing credentials: send Authorization: Bearer <key or token>.`));
   const BAD_KEY = reject(new GatewayError('Unauthorized', `${pre}Invalid ${mode === 'aad_token' ? 'token' : 'key'}.`, {
@@ -58,12 +59,10 @@ export function authenticator(spec: AuthSpec): Policy {
   const NO_ROLE = reject(new GatewayError('Forbidden', `${pre}The token has none of the roles required here (${roles.join(', ')}).`));
 
   function byKey(ctx: PolicyContext, token: string): Verdict {
-    const d = sha256(token);
-    let match: Principal | undefined;
     // Every key is compared, so timing does not tell which slot (or whether any) matched.
-    for (const k of keys) if (timingSafeEqual(k.digest, d) && !match) match = k.principal;
-    if (!match) return BAD_KEY;
-    ctx.principal = match;
+    const i = matchDigest(digests, token);
+    if (i < 0) return BAD_KEY;
+    ctx.principal = principals[i];
     return CONTINUE;
   }
 

@@ -23,24 +23,10 @@ export function digestString(digest: Buffer): string {
   return `sha256:${digest.toString('hex')}`;
 }
 
-/** Digests by slot, compiled once per snapshot. */
-export interface KeyDigests {
-  readonly primary?: Buffer;
-  readonly secondary?: Buffer;
-}
-
 /** Index of the digest `presented` matches in `digests`, or -1. Every digest is compared. */
 export function matchDigest(digests: readonly Buffer[], presented: string): number {
   const d = sha256(presented);
   let match = -1;
   for (let i = 0; i < digests.length; i++) if (timingSafeEqual(digests[i]!, d) && match < 0) match = i;
   return match;
-}
-
-/** Which slot `presented` matches, or undefined. Both slots are always compared. */
-export function matchKey(digests: KeyDigests, presented: string): KeySlot | undefined {
-  const d = sha256(presented);
-  const p = digests.primary !== undefined && timingSafeEqual(d, digests.primary);
-  const s = digests.secondary !== undefined && timingSafeEqual(d, digests.secondary);
-  return p ? 'primary' : s ? 'secondary' : undefined;
 }
