@@ -26,13 +26,13 @@ after(async () => {
   await new Promise((r) => upstream.close(r));
 });
 
-/** Everything the client receives for one request, as text. */
-function exchange(answer: string): Promise<string> {
+/** Everything the client receives for one request (sent as HTTP/`version`), as text. */
+function exchange(answer: string, version: '1.0' | '1.1' = '1.1'): Promise<string> {
   reply = answer;
   return new Promise((resolve) => {
     let got = '';
     const sock = connect(Number(new URL(gw.url).port), '127.0.0.1', () => {
-      sock.write(`GET /endpoints/cars/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
+      sock.write(`GET /endpoints/cars/score HTTP/${version}\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\n\r\n`);
     });
     sock.on('data', (d: Buffer) => { got += d.toString('latin1'); });
     sock.on('close', () => resolve(got));
@@ -51,6 +51,14 @@ test('103 Early Hints reaches the client, then the final response', async () => 
   assert.match(got, /^HTTP\/1\.1 103 Early Hints\r\n[Ll]ink: <\/style\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
   assert.ok(got.endsWith('\r\n\r\nok'), got);
   assert.equal(lastAccess().status, 200);
+});
+
+test('an HTTP/1.0 client gets no 103 Early Hints, only the final response (RFC 9110 §15.2)', async () => {
+  const got = await exchange('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n'
+    + 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', '1.0');
+  assert.doesNotMatch(got, / 103 /, 'no interim response to an HTTP/1.0 client');
+  assert.match(got, /^HTTP\/1\.[01] 200 OK\r\n/, got);
+  assert.ok(got.endsWith('\r\n\r\nok'), got);
 });
 
 test('other interim responses (102 Processing) are dropped; the final response arrives', async () => {
