@@ -237,17 +237,14 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     } else if (shuttingDown) {
       status = res.headersSent ? res.statusCode : 503;
       termination = 'shutdown';
-    } else if (this.termination === 'client_aborted') {
-      // Cut because the client stopped reading: the client's doing, as if it had left.
+    } else if (this.termination === undefined || this.termination === 'client_aborted') {
+      // The client left, or was cut for not reading: its doing either way.
       status = 499;
       termination = 'client_aborted';
-    } else if (this.termination !== undefined) {
+    } else {
       // The gateway cut the stream because the instance failed or stalled midway.
       status = res.headersSent ? res.statusCode : 502;
       termination = this.termination;
-    } else {
-      status = 499;
-      termination = 'client_aborted';
     }
     if (!res.writableFinished) {
       this.attempt?.abort(CLIENT_GONE);

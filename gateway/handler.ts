@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { ListenerKind, Verdict } from '../policies/policy.ts';
 import type { Clock } from './clock.ts';
 import { GatewayError } from './errors.ts';
@@ -10,7 +10,7 @@ import type { RequestObserver } from './request-observer.ts';
 import { matchRoute, requestTarget, upstreamPath } from './routing/route.ts';
 import { selectDeployment } from './routing/select-deployment.ts';
 import type { CompiledDeployment, CompiledEndpoint, Snapshot } from './snapshot/compile.ts';
-import { hasBody, readBody, type Body, type SpooledBody } from './upstream/body.ts';
+import { hasBody, readBody, type Body } from './upstream/body.ts';
 import { Forward } from './upstream/forward.ts';
 import { forwardedFor, upstreamHeaders } from './upstream/headers.ts';
 
@@ -137,13 +137,12 @@ export class Handler {
     const req = ex.req;
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, forwardedFor(ex));
     let upload: Buffer | readonly Buffer[] | Readable | null;
-    if (body === null || Buffer.isBuffer(body) || Array.isArray(body) || body instanceof Readable) {
-      upload = body as Buffer | readonly Buffer[] | Readable | null;
-    } else {
+    if (body !== null && !Buffer.isBuffer(body) && 'stream' in body) {
       // Spooled whole: the instance gets a Content-Length even for a chunked upload.
-      const spooled = body as SpooledBody;
-      upload = spooled.stream;
-      if (req.headers['content-length'] === undefined) headers.push('content-length', String(spooled.length));
+      upload = body.stream;
+      if (req.headers['content-length'] === undefined) headers.push('content-length', String(body.length));
+    } else {
+      upload = body;
     }
     const request = {
       method: req.method ?? 'GET',
