@@ -11,6 +11,16 @@ import type { ForwardOwner } from './upstream/forward.ts';
 import type { Sink } from './upstream/sink.ts';
 
 const CLIENT_GONE = new Error('client closed the connection');
+
+/**
+ * Gateway errors that say how the exchange ended: the instance failed or stalled, or the
+ * request was not received in time (the client's fault, whatever the status says).
+ */
+const ENDED_BY: Partial<Record<ErrorCode, Termination>> = {
+  BadGateway: 'upstream_reset',
+  GatewayTimeout: 'upstream_timeout',
+  RequestTimeout: 'client_bad_request',
+};
 const CLIENT_FAULT = Symbol('switchyard.clientFault');
 
 /** A fault on the client's side of a connection, found by the HTTP parser mid-request. */
@@ -181,9 +191,6 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
       if (!r.complete) this.termination = r.cut ?? 'upstream_reset';
       return;
     }
-    const code = r.error.code;
-    if (code === 'GatewayTimeout') this.termination = 'upstream_timeout';
-    else if (code === 'BadGateway') this.termination = 'upstream_reset';
     this.fail(r.error);
   }
 
@@ -199,8 +206,8 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   /** Answer with a gateway error (or cut the connection if the response already started). */
   fail(err: GatewayError, reason?: ThrottleReason): void {
     this.error = err.code;
-    // A request not received in time is the client's fault, whatever the status says.
-    if (err.code === 'RequestTimeout') this.termination = 'client_bad_request';
+    const ended = ENDED_BY[err.code];
+    if (ended) this.termination = ended;
     if (reason) this.throttle = reason;
     const res = this.res;
     if (!res.headersSent) {
