@@ -12,11 +12,11 @@ import { createHash } from 'node:crypto';
 import type { GatewayConfig } from './schema.ts';
 
 /** Endpoint keys not enforced yet. */
-const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky', 'rate_limit', 'priority'] as const;
+export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky', 'rate_limit', 'priority'] as const;
 /** Deployment keys not enforced yet. */
-const DEPLOYMENT_KEYS = ['readiness_probe', 'outlier_detection', 'circuit_breaker'] as const;
+export const DEPLOYMENT_KEYS = ['readiness_probe', 'outlier_detection', 'circuit_breaker'] as const;
 /** `request_settings` keys not enforced yet. */
-const REQUEST_SETTINGS_KEYS = ['max_concurrent_requests_per_instance', 'max_queue_wait_ms'] as const;
+export const REQUEST_SETTINGS_KEYS = ['max_concurrent_requests_per_instance', 'max_queue_wait_ms'] as const;
 /** Top-level sections' keys not enforced yet, as [section, key]. */
 const SECTION_KEYS = [['state', 'redis_url'], ['server', 'load_shedding']] as const;
 
