@@ -8,7 +8,7 @@
  * Also weak keys ({@link keyWarnings}): warned about at load and in `validate`, by path.
  */
 
-import { createHash } from 'node:crypto';
+import { keyDigest } from './key-digest.ts';
 import type { GatewayConfig } from './schema.ts';
 
 /** Endpoint keys not enforced yet. */
@@ -58,9 +58,9 @@ export function notEnforcedWarnings(doc: unknown): string[] {
 /** Shorter literal keys are warned about (not refused: a test setup may want them). */
 export const MIN_KEY_LENGTH = 16;
 
-/** The digest a key is compared by: `sha256:<hex>` as written, a literal hashed. */
+/** The digest a key is compared by, as hex: `sha256:<hex>` as written, a literal hashed. */
 function digestOf(key: string): string {
-  return key.startsWith('sha256:') ? key.slice(7).toLowerCase() : createHash('sha256').update(key).digest('hex');
+  return keyDigest(key).toString('hex');
 }
 
 /**

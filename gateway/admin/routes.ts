@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { sha256, type KeySlot } from '../../policies/auth/key-digest.ts';
+import { sha256, type KeySlot } from '../../config/key-digest.ts';
 import type { Principal } from '../../policies/principal.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../logger.ts';

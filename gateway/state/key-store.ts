@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { digestString, keyDigest, type KeySlot } from '../../policies/auth/key-digest.ts';
+import { digestString, keyDigest, type KeySlot } from '../../config/key-digest.ts';
 
 /** A regenerated key, kept as a digest only. */
 interface KeyOverride {

@@ -1,4 +1,4 @@
-import type { KeySlot } from '../../policies/auth/key-digest.ts';
+import type { KeySlot } from '../../config/key-digest.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ConfigStore } from '../snapshot/store.ts';

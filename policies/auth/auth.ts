@@ -6,7 +6,7 @@ import { bearerToken, hasAnyRole, looksLikeJwt } from './credentials.ts';
 import { createEntraVerifier } from './jwt/entra-verifier.ts';
 import { JwksCacheRegistry } from './jwt/jwks-cache.ts';
 import { OidcDiscovery } from './jwt/oidc-discovery.ts';
-import { keyDigest, matchDigest, type KeySlot } from './key-digest.ts';
+import { keyDigest, matchDigest, type KeySlot } from '../../config/key-digest.ts';
 
 /** The outcome of checking a token (implemented by the Entra verifier). */
 export type TokenCheck =

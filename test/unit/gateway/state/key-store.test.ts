@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { sha256 } from '../../../../policies/auth/key-digest.ts';
+import { sha256 } from '../../../../config/key-digest.ts';
 import { KeyStore, KeySupersededError } from '../../../../gateway/state/key-store.ts';
 
 // The key store on a real state file: what get() answers as the configured keys change,

@@ -1,7 +1,8 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 
 /**
- * Endpoint keys are held only as SHA-256 digests, in memory and at rest. A presented key
+ * How a configured key is written and compared (the loader's weak-key checks and the auth
+ * policy use the same digest). Endpoint keys are held only as SHA-256 digests, in memory and at rest. A presented key
  * is hashed and compared with `timingSafeEqual` against every slot, so neither the
  * comparison time nor the slot order tells an attacker anything.
  */
