@@ -56,6 +56,14 @@ async function spooled(root: string): Promise<string[]> {
   return out;
 }
 
+/** An instance that answers `/big` with `big` and anything else with `ok`. */
+function bigOrOk(big: Buffer): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    req.resume();
+    req.on('end', () => res.end(req.url?.includes('big') ? big : 'ok'));
+  };
+}
+
 const echo = (req: IncomingMessage, res: ServerResponse): void => {
   req.resume();
   req.on('end', () => res.end('ok'));
@@ -180,13 +188,7 @@ test('request_buffering_memory_bytes bounds what stalled bodies hold in memory; 
 
 test('a client that reads nothing of its response for client_send_timeout_ms is cut (499 client_aborted); others are served', { timeout: 20_000 }, async (t) => {
   const big = Buffer.alloc(8 * 1024 * 1024, 7);
-  const { gw } = await setup(t, (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      if (req.url?.includes('big')) res.end(big);
-      else res.end('ok');
-    });
-  }, { client_send_timeout_ms: 300 });
+  const { gw } = await setup(t, bigOrOk(big), { client_send_timeout_ms: 300 });
   const s = await open(gw);
   s.pause();
   s.write(`GET /endpoints/cars/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\n\r\n`);
@@ -202,13 +204,7 @@ test('a client that reads nothing of its response for client_send_timeout_ms is 
 test('slow readers may hold at most half of an instance\'s connections: past that they are cut and others are served', { timeout: 30_000 }, async (t) => {
   // Bigger than loopback socket buffers can absorb, so a client that never reads stalls.
   const big = Buffer.alloc(16 * 1024 * 1024, 7);
-  const { gw } = await setup(t, (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      if (req.url?.includes('big')) res.end(big);
-      else res.end('ok');
-    });
-  });
+  const { gw } = await setup(t, bigOrOk(big));
   const slow: Socket[] = [];
   for (let i = 0; i < 140; i++) {
     const s = await open(gw);
