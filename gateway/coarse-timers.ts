@@ -1,14 +1,8 @@
 import { performance } from 'node:perf_hooks';
 
-/** Something with a deadline: called once when it passes, unless removed first. */
-export interface Expiring {
-  /** Monotonic ms (the timers' own `now`); move it forward to extend. */
-  deadline: number;
-  expired(now: number): void;
-  /** List links, owned by the timers (an intrusive list: no table entry per item). */
-  timerPrev?: Expiring | undefined;
-  timerNext?: Expiring | undefined;
-}
+import type { Deadlines, Expiring } from '../policies/policy.ts';
+
+export type { Expiring } from '../policies/policy.ts';
 
 /**
  * Request and upload deadlines on one shared ticker instead of a Node timer each.
@@ -21,7 +15,7 @@ export interface Expiring {
  * tick. A deadline therefore fires within ±10 ms of its nominal time; README says so.
  * The ticker runs only while something is waiting and never keeps the process alive.
  */
-export class CoarseTimers {
+export class CoarseTimers implements Deadlines {
   readonly resolutionMs: number;
   readonly #clock: () => number;
   /** A doubly linked list through the items themselves. */

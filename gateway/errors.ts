@@ -25,6 +25,8 @@ export const ERRORS = {
   BadGateway: { status: 502, message: 'The model instance failed to answer.' },
   NoReadyInstance: { status: 503, message: 'No ready instance for this deployment.' },
   CircuitOpen: { status: 503, message: 'The deployment is temporarily unavailable (circuit open).' },
+  Overloaded: { status: 503, message: 'The gateway is overloaded; retry shortly.' },
+  SharedStateUnavailable: { status: 503, message: 'The shared rate-limit state is unavailable and this endpoint refuses requests until it returns (state.on_redis_error: closed).' },
   Draining: { status: 503, message: 'The gateway is shutting down.' },
   GatewayTimeout: { status: 504, message: 'The model instance did not answer within request_timeout_ms.' },
   InternalError: { status: 500, message: 'Internal gateway error.' },

@@ -1,12 +1,13 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { ListenerKind, Outcome, PolicyContext, Termination, ThrottleReason } from '../policies/policy.ts';
+import type { ListenerKind, Outcome, PolicyContext, PriorityClass, Termination, ThrottleReason } from '../policies/policy.ts';
 import type { Principal } from '../policies/principal.ts';
 import { clientIp, isTrusted, normalize } from '../policies/shared/client-ip.ts';
 import { type ErrorCode, type GatewayError, sendError } from './errors.ts';
 import { randomUUID } from 'node:crypto';
 import type { Snapshot } from './snapshot/compile.ts';
 import type { Attempt, AttemptResult } from './upstream/attempt.ts';
+import type { RequestBody } from './upstream/request-body.ts';
 import type { ForwardOwner } from './upstream/forward.ts';
 import type { Sink } from './upstream/sink.ts';
 
@@ -75,6 +76,9 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   /** The caller named the deployment (`azureml-model-deployment`): no split, no mirror. */
   pinned = false;
   principal: Principal | undefined;
+  priority: PriorityClass = 'standard';
+  /** The request body as read before the deployment stage (null: none). */
+  body: RequestBody = null;
   /** The gateway error that answered the request, if one did. */
   error: ErrorCode | undefined;
   /** Why a policy turned the request away to protect the models, if one did. */

@@ -15,7 +15,9 @@ import type { Snapshot } from './snapshot/compile.ts';
 import { ConfigStore } from './snapshot/store.ts';
 import { KeyStore } from './state/key-store.ts';
 import { regenerateKey } from './state/regenerate-key.ts';
+import { createSharedState, type SharedState } from './state/shared-state.ts';
 import { LiveStateRegistry } from './state/state-registry.ts';
+import { deadlines } from './coarse-timers.ts';
 import { InstanceRegistry } from './upstream/instance.ts';
 
 export type { GatewayAddresses } from './listeners.ts';
@@ -54,6 +56,8 @@ export class Gateway {
   readonly store: ConfigStore;
   readonly source: FileConfigSource;
   readonly #policyDeps: PolicyDeps;
+  /** The shared-state connection (Redis), when `state.redis_url` is set. */
+  readonly shared: SharedState | undefined;
   readonly #listeners = new Listeners();
   #addresses: GatewayAddresses | undefined;
 
@@ -63,6 +67,7 @@ export class Gateway {
     this.log = opts.log ?? createLogger(opts.config.logging.level, dest);
     this.accessLog = opts.accessLog ?? opts.log ?? createAccessLogger(dest ?? logDestination());
     this.keyStore = keyStore;
+    this.shared = createSharedState(opts.config, { log: this.log, metrics: this.metrics });
     this.#listeners.reportTo({ metrics: this.metrics, log: this.log, now: clock });
     this.#policyDeps = {
       clock,
@@ -71,9 +76,13 @@ export class Gateway {
       workers: opts.workers ?? 1,
       log: this.log,
       keyOverride: (ep, slot, configured) => keyStore.get(ep, slot, configured),
+      timers: deadlines,
+      gauges: this.metrics,
+      shared: this.shared,
     };
     this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps }, this.state, this.log);
     this.store.subscribe((next) => publishInstanceReady(this.metrics, next, clock()));
+    this.store.subscribe((next) => this.metrics.retainReaders((ep, d) => next.endpoints.get(ep)?.deployments.has(d) === true));
     // An endpoint removed from the config forgets its regenerated keys for good.
     this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
     this.store.subscribe((next, prev) => prev && this.#listeners.configChanged(next.config.server, prev.config.server, this.log));
@@ -172,6 +181,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.#listeners.closeAll();
     await this.instances.close();
+    await this.shared?.close();
     await this.keyStore.flush().catch((err: NodeJS.ErrnoException) => {
       this.log.error({ file: this.keyStore.file, code: err.code }, 'state file not up to date');
     });

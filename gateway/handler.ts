@@ -10,7 +10,7 @@ import type { RequestObserver } from './request-observer.ts';
 import { matchRoute, requestTarget, upstreamPath } from './routing/route.ts';
 import { selectDeployment } from './routing/select-deployment.ts';
 import type { CompiledDeployment, CompiledEndpoint, Snapshot } from './snapshot/compile.ts';
-import { hasBody, readBody, type Body } from './upstream/body.ts';
+import { hasBody, readBody } from './upstream/body.ts';
 import { Forward } from './upstream/forward.ts';
 import { forwardedFor, upstreamHeaders } from './upstream/headers.ts';
 
@@ -41,7 +41,7 @@ const INTERNAL = new GatewayError('InternalError');
 /**
  * The invocation data path, one walk, each step once and in order:
  *
- *   route → endpoint policies → select deployment → deployment policies → (mirror) → forward
+ *   route → endpoint policies → select deployment → body → deployment policies → (mirror) → forward
  *
  * No step calls back into an earlier one; the only way back is the exchange's after-hooks,
  * which are data. The walk stays synchronous until a policy returns a promise.
@@ -120,21 +120,25 @@ export class Handler {
     const chosen = selectDeployment(ex, endpoint);
     if (chosen instanceof GatewayError) return ex.fail(chosen);
     ex.deployment = chosen.name;
-    if (chosen.policies.length === 0) return this.#forward(ex, chosen);
-    this.#policies(ex, endpoint, chosen);
+    if (!hasBody(ex.req)) return this.#deploymentStage(ex, endpoint, chosen);
+    // The body is in hand (buffered, spooled, or known to stream) before the deployment
+    // stage, so a slow upload never holds one of the model's concurrency slots.
+    readBody(ex, ex.snapshot.body, (err) => this.#deps.observer.error(ex, err), (body) => {
+      if (body instanceof GatewayError) return ex.fail(body);
+      ex.body = body;
+      this.#deploymentStage(ex, endpoint, chosen);
+    });
+  }
+
+  #deploymentStage(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment): void {
+    if (deployment.policies.length === 0) return this.#forward(ex, deployment);
+    this.#policies(ex, endpoint, deployment);
   }
 
   #forward(ex: Exchange, deployment: CompiledDeployment): void {
     // The mirror plan slots in here: it sees the chosen deployment and whether it was pinned.
-    if (!hasBody(ex.req)) return this.#send(ex, deployment, null);
-    readBody(ex, ex.snapshot.body, (err) => this.#deps.observer.error(ex, err), (body) => {
-      if (body instanceof GatewayError) ex.fail(body);
-      else this.#send(ex, deployment, body);
-    });
-  }
-
-  #send(ex: Exchange, deployment: CompiledDeployment, body: Exclude<Body, GatewayError>): void {
     const req = ex.req;
+    const body = ex.body;
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, forwardedFor(ex));
     let upload: Buffer | readonly Buffer[] | Readable | null;
     if (body !== null && !Buffer.isBuffer(body) && 'stream' in body) {

@@ -1,11 +1,16 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeploymentLoad, PolicyGauges } from '../policies/policy.ts';
+
+type Reader<T> = { readonly endpoint: string; readonly deployment: string; readonly read: () => T };
 
 /**
  * Every metric the gateway exports, in one place (Envoy's stats list), on a registry of
  * its own so several gateways can live in one process (tests) without clashing.
  */
-export class Metrics {
+export class Metrics implements PolicyGauges {
   readonly registry = new Registry();
+  readonly #loads = new Map<string, Reader<DeploymentLoad>>();
+  readonly #breakers = new Map<string, Reader<number>>();
   readonly requests = new Counter({
     name: 'switchyard_requests_total',
     help: 'Requests answered, by endpoint, deployment, status code sent and how the exchange ended (termination).',
@@ -57,11 +62,68 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly throttled = new Counter({
+    name: 'switchyard_throttled_total',
+    help: 'Requests turned away to protect the models, by endpoint and reason (rate_limit, queue_full, queue_timeout, breaker_open, overloaded, degraded).',
+    labelNames: ['endpoint', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly inFlight: Gauge<'endpoint' | 'deployment'> = new Gauge({
+    name: 'switchyard_deployment_in_flight',
+    help: 'Requests a deployment is serving now (admitted by its concurrency limit, not yet ended).',
+    labelNames: ['endpoint', 'deployment'] as const,
+    registers: [this.registry],
+    collect: (): void => this.#collectLoad(this.inFlight, (l) => l.inFlight),
+  });
+  readonly queued: Gauge<'endpoint' | 'deployment'> = new Gauge({
+    name: 'switchyard_deployment_queue_length',
+    help: 'Requests waiting for a deployment\'s concurrency slot.',
+    labelNames: ['endpoint', 'deployment'] as const,
+    registers: [this.registry],
+    collect: (): void => this.#collectLoad(this.queued, (l) => l.queued),
+  });
+  readonly breakerOpen: Gauge<'endpoint' | 'deployment'> = new Gauge({
+    name: 'switchyard_circuit_breaker_state',
+    help: 'A deployment\'s circuit breaker: 0 closed, 0.5 half-open (probing), 1 open.',
+    labelNames: ['endpoint', 'deployment'] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      this.breakerOpen.reset();
+      for (const r of this.#breakers.values()) this.breakerOpen.set({ endpoint: r.endpoint, deployment: r.deployment }, r.read());
+    },
+  });
+  readonly stateDegraded = new Gauge({
+    name: 'switchyard_state_degraded',
+    help: '1 while the shared state (Redis) is unavailable and limits follow state.on_redis_error.',
+    registers: [this.registry],
+  });
+
+  deploymentLoad(endpoint: string, deployment: string, read: () => DeploymentLoad): void {
+    this.#loads.set(`${endpoint}\0${deployment}`, { endpoint, deployment, read });
+  }
+
+  breakerState(endpoint: string, deployment: string, read: () => number): void {
+    this.#breakers.set(`${endpoint}\0${deployment}`, { endpoint, deployment, read });
+  }
+
+  /** Forget gauge readers of deployments no longer configured (`keep(endpoint, deployment)` false). */
+  retainReaders(keep: (endpoint: string, deployment: string) => boolean): void {
+    for (const m of [this.#loads, this.#breakers] as Map<string, Reader<unknown>>[]) {
+      for (const [k, r] of m) if (!keep(r.endpoint, r.deployment)) m.delete(k);
+    }
+  }
+
+  #collectLoad(g: Gauge<'endpoint' | 'deployment'>, pick: (l: DeploymentLoad) => number): void {
+    g.reset();
+    for (const r of this.#loads.values()) g.set({ endpoint: r.endpoint, deployment: r.deployment }, pick(r.read()));
+  }
+
   constructor() {
     // prom-client's standard names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds…),
     // which the stock Node.js dashboards and alerts query (SPEC §6). No prefix.
     collectDefaultMetrics({ register: this.registry });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
+    this.stateDegraded.set(0);
   }
 }

@@ -86,6 +86,7 @@ export class RequestObserver {
     this.#series(ctx.endpoint, ctx.deployment, status, outcome.termination).record(seconds);
     const p = ctx.principal;
     if (p) this.#caller(ctx.endpoint, p).inc();
+    if (ctx.throttle !== undefined) this.#metrics.throttled.inc({ endpoint: ctx.endpoint, reason: ctx.throttle });
     if (ctx.error === 'Unauthorized' || ctx.error === 'Forbidden') {
       this.#metrics.authFailures.inc({ endpoint: ctx.endpoint, code: String(status) });
     }

@@ -13,6 +13,12 @@ import type { Principal } from './principal.ts';
 /** Which listener a request arrived on. The admin listener never serves invocations. */
 export type ListenerKind = 'public' | 'private';
 
+/**
+ * A request's class for queueing and shedding (the Gateway API inference extension's
+ * criticality): critical queues ahead of standard; sheddable is refused first.
+ */
+export type PriorityClass = 'critical' | 'standard' | 'sheddable';
+
 /** Why a request was turned away to protect the models (`switchyard_throttled_total{reason}`). */
 export type ThrottleReason = 'rate_limit' | 'queue_full' | 'queue_timeout' | 'breaker_open' | 'overloaded' | 'degraded';
 
@@ -58,6 +64,8 @@ export interface PolicyContext {
   readonly pinned: boolean;
   /** Set by authentication, read by per-caller limits and the access line. */
   principal: Principal | undefined;
+  /** The request's class (`standard` unless the endpoint's `priority` maps it otherwise). */
+  priority: PriorityClass;
   /** Aborts when the client goes away before the response finished (created on first use). */
   readonly signal: AbortSignal;
   /** A header for the client's response, whether the model or the gateway answers. */
@@ -116,6 +124,69 @@ export interface HealthView {
   readyInstances(endpoint: string, deployment: string): number;
 }
 
+/**
+ * Something with a monotonic deadline, fired once unless removed first (the gateway's
+ * coarse ticker implements {@link Deadlines}; tests tick one by hand).
+ */
+export interface Expiring {
+  deadline: number;
+  expired(now: number): void;
+  timerPrev?: Expiring | undefined;
+  timerNext?: Expiring | undefined;
+}
+
+/** Shared deadlines (±10 ms resolution), so a queued request costs no Node timer. */
+export interface Deadlines {
+  /** Monotonic ms to set deadlines from. */
+  readonly now: number;
+  add(e: Expiring): void;
+  remove(e: Expiring): void;
+}
+
+/** A deployment's load as the gauges show it. */
+export interface DeploymentLoad {
+  readonly inFlight: number;
+  readonly queued: number;
+}
+
+/** Gauges a policy reports through, read at scrape time. */
+export interface PolicyGauges {
+  /** Report a deployment's in-flight and queued requests; replaces an earlier reader for it. */
+  deploymentLoad(endpoint: string, deployment: string, read: () => DeploymentLoad): void;
+  /** Report whether a deployment's breaker is open (1), half-open (0.5) or closed (0). */
+  breakerState(endpoint: string, deployment: string, read: () => number): void;
+}
+
+/** One token-bucket decision taken in the shared store. */
+export interface BucketDecision {
+  readonly allowed: boolean;
+  /** Whole requests the bucket would still admit now. */
+  readonly remaining: number;
+  /** When refused: how long until one request would be admitted (ms). */
+  readonly retryAfterMs: number;
+  /** How long until the bucket is full again (ms). */
+  readonly resetMs: number;
+}
+
+/**
+ * The state replicas share (Redis), as limits use it. One owner in the gateway holds the
+ * connection, puts a short deadline and a breaker on every call, and tracks the replicas.
+ */
+export interface SharedLimits {
+  /** What limits do while the store is unavailable (`state.on_redis_error`). */
+  readonly onError: 'local' | 'open' | 'closed';
+  /** The store is unavailable now (calls failing or its breaker open): decide without it. */
+  readonly degraded: boolean;
+  /** Gateway processes last seen sharing the store (at least 1): a local fallback divides by it. */
+  readonly replicas: number;
+  /**
+   * Take one request from the GCRA bucket `key` (rate per second, burst) in one atomic
+   * round trip. Rejects when the store failed or missed its deadline; `degraded` then says
+   * whether that was one failure or an outage.
+   */
+  take(key: string, ratePerSecond: number, burst: number): Promise<BucketDecision>;
+}
+
 /** Minimal logger shape policies log through (pino satisfies it). */
 export interface PolicyLogger {
   info(obj: object, msg: string): void;
@@ -135,6 +206,11 @@ export interface PolicyDeps {
   readonly workers: number;
   readonly log: PolicyLogger;
   readonly keyOverride: KeyOverride;
+  /** Shared deadlines for waits (queued requests). */
+  readonly timers: Deadlines;
+  readonly gauges: PolicyGauges;
+  /** The shared store when `state.redis_url` is set; undefined: limits are in-process. */
+  readonly shared: SharedLimits | undefined;
 }
 
 /**

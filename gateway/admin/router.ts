@@ -79,6 +79,7 @@ class AdminContext implements PolicyContext {
   readonly clientIp: string;
   readonly headers: IncomingHttpHeaders;
   principal: Principal | undefined;
+  priority = 'critical' as const;
   constructor(req: IncomingMessage) {
     this.headers = req.headers;
     this.clientIp = normalize(req.socket.remoteAddress ?? '');

@@ -1,11 +1,12 @@
 import { createReadStream, createWriteStream, type ReadStream, unlink } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { deadlines, type Expiring } from '../coarse-timers.ts';
 import { GatewayError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
 import type { BodyLimits } from '../snapshot/compile.ts';
+import type { RequestBody } from './request-body.ts';
 import { spoolDir } from './spool.ts';
 
 // The rest of an oversized or stalled body is not read: the connection cannot be reused.
@@ -13,14 +14,10 @@ export const TOO_LARGE = new GatewayError('PayloadTooLarge', undefined, { connec
 const STALLED = new GatewayError('RequestTimeout', 'The request body stalled past client_body_timeout_ms.', { connection: 'close' });
 const SPOOL_FAILED = new GatewayError('InternalError', 'The request body could not be spooled (see the gateway log).', { connection: 'close' });
 
-/** A body read whole into the spool: a stream of it, and its length (sent as Content-Length). */
-export interface SpooledBody {
-  readonly stream: Readable;
-  readonly length: number;
-}
+export type { SpooledBody } from './request-body.ts';
 
-/** What {@link readBody} hands on: no body, the whole body (one buffer or its chunks), a stream of it, or the error to answer. */
-export type Body = null | Buffer | readonly Buffer[] | Readable | SpooledBody | GatewayError;
+/** What {@link readBody} hands on: the body as read, or the error to answer. */
+export type Body = RequestBody | GatewayError;
 
 /**
  * Memory that bodies being read hold, process-wide (`request_buffering_memory_bytes`): a
