@@ -184,7 +184,12 @@ export const serverSchema = z.strictObject({
 export const configSchema = z.strictObject({
   server: serverSchema.prefault({}),
   state: z.strictObject({
-    redis_url: z.string().min(1).optional(),
+    // Never quoted in a message: it may hold a password.
+    redis_url: z.string().min(1).refine((s) => {
+      const u = parseUrl(s);
+      return u !== undefined && (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+    }, { message: 'must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379' }).optional()
+      .describe('shared rate limits (and, later, live config) for N replicas'),
     on_redis_error: z.enum(['local', 'open', 'closed']).default('local'),
     file: z.string().min(1).optional()
       .describe('where regenerated keys are kept (as digests) when there is no Redis; default: next to the config file'),

@@ -12,13 +12,9 @@ import { keyDigest } from './key-digest.ts';
 import type { GatewayConfig } from './schema.ts';
 
 /** Endpoint keys not enforced yet. */
-export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky', 'rate_limit', 'priority'] as const;
+export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky'] as const;
 /** Deployment keys not enforced yet. */
-export const DEPLOYMENT_KEYS = ['readiness_probe', 'outlier_detection', 'circuit_breaker'] as const;
-/** `request_settings` keys not enforced yet. */
-export const REQUEST_SETTINGS_KEYS = ['max_concurrent_requests_per_instance', 'max_queue_wait_ms'] as const;
-/** Top-level sections' keys not enforced yet, as [section, key]. */
-const SECTION_KEYS = [['state', 'redis_url'], ['server', 'load_shedding']] as const;
+export const DEPLOYMENT_KEYS = ['readiness_probe', 'outlier_detection'] as const;
 
 export const NOT_ENFORCED = 'accepted but not enforced by this version';
 
@@ -37,9 +33,6 @@ function written(o: Record<string, unknown> | undefined, key: string): boolean {
 export function notEnforcedWarnings(doc: unknown): string[] {
   const root = obj(doc);
   const out: string[] = [];
-  for (const [section, key] of SECTION_KEYS) {
-    if (written(obj(root?.[section]), key)) out.push(`${section}.${key}: ${NOT_ENFORCED}`);
-  }
   for (const [name, raw] of Object.entries(obj(root?.endpoints) ?? {})) {
     const ep = obj(raw);
     const at = `endpoints.${name}`;
@@ -48,8 +41,6 @@ export function notEnforcedWarnings(doc: unknown): string[] {
       const dep = obj(draw);
       const dat = `${at}.deployments.${dname}`;
       for (const k of DEPLOYMENT_KEYS) if (written(dep, k)) out.push(`${dat}.${k}: ${NOT_ENFORCED}`);
-      const rs = obj(dep?.request_settings);
-      for (const k of REQUEST_SETTINGS_KEYS) if (written(rs, k)) out.push(`${dat}.request_settings.${k}: ${NOT_ENFORCED}`);
     }
   }
   return out;

@@ -1,6 +1,6 @@
 import type { Snapshot } from '../snapshot/compile.ts';
 import type { EndpointConfig } from '../../config/schema.ts';
-import { DEPLOYMENT_KEYS, ENDPOINT_KEYS, REQUEST_SETTINGS_KEYS } from '../../config/warnings.ts';
+import { DEPLOYMENT_KEYS, ENDPOINT_KEYS } from '../../config/warnings.ts';
 
 /** An endpoint's config with secrets redacted: key values become `"<redacted>"` (presence only). */
 export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
@@ -22,13 +22,12 @@ export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
 function notEnforced(cfg: EndpointConfig): string[] {
   const out: string[] = [];
   // The same lists the loader warns from. A section the config holds is listed when it says
-  // something (an empty `mirror_traffic: {}` does not); request settings always have values.
+  // something (an empty `mirror_traffic: {}` does not).
   for (const k of ENDPOINT_KEYS) {
     const v = cfg[k] as unknown;
     if (typeof v === 'object' && v !== null && Object.keys(v).length > 0) out.push(k);
   }
   for (const [d, dep] of Object.entries(cfg.deployments)) {
-    for (const k of REQUEST_SETTINGS_KEYS) out.push(`deployments.${d}.request_settings.${k}`);
     for (const k of DEPLOYMENT_KEYS) {
       if ((dep as Record<string, unknown>)[k] !== undefined) out.push(`deployments.${d}.${k}`);
     }

@@ -200,12 +200,9 @@ test('one access line per admin call: who, what, status; failed logins too; neve
   assert.ok(!all.includes(ADMIN), 'the admin key is in no log line');
 });
 
-test('the endpoint view says which settings this version does not enforce (queue defaults are not shown as active)', async () => {
+test('the endpoint view says which settings this version does not enforce (the queue settings are enforced now)', async () => {
   const r = await call(`${gw.adminUrl}/admin/endpoints/cars`, { headers: bearer(ADMIN) });
   assert.equal(r.status, 200);
   const view = r.json<{ not_enforced_by_this_version: string[] }>();
-  assert.deepEqual(view.not_enforced_by_this_version, [
-    'deployments.blue.request_settings.max_concurrent_requests_per_instance',
-    'deployments.blue.request_settings.max_queue_wait_ms',
-  ]);
+  assert.deepEqual(view.not_enforced_by_this_version, []);
 });

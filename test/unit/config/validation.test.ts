@@ -141,3 +141,21 @@ test('YAML text gets the same checks', () => {
   assert.ok(!r.ok);
   assert.deepEqual(formatIssues(r.issues).split('\n'), ['server.listen.host: must be an IP address (0.0.0.0, ::1; no brackets) or a hostname']);
 });
+
+test('state.redis_url must be a redis URL, and a password in it is not repeated', () => {
+  const bad = (url: string): string[] => assertRefused({ ...doc(), state: { redis_url: url } }, 'state.redis_url', /redis:\/\/ or rediss:\/\//);
+  bad('http://10.0.0.5:6379');
+  const lines = bad('redis//:s3cret-pass@10.0.0.5');
+  assert.ok(!lines.join('\n').includes('s3cret-pass'));
+  assert.deepEqual(problems({ ...doc(), state: { redis_url: 'rediss://:pw@cache.internal:6380/2', on_redis_error: 'closed' } }), []);
+  assertRefused({ ...doc(), state: { redis_url: 'redis://h:6379', on_redis_error: 'fail' } }, 'state.on_redis_error', /local|open|closed/);
+});
+
+test('overload settings are checked with their paths', () => {
+  assertRefused(doc({ cars: { rate_limit: { requests_per_second: 0 } } }), 'endpoints.cars.rate_limit.requests_per_second', /./);
+  assertRefused(doc({ cars: { rate_limit: { requests_per_second: 10, per: 'ip' } } }), 'endpoints.cars.rate_limit.per', /endpoint|caller/);
+  assertRefused(doc({ cars: { priority: { callers: { secondary: 'low' } } } }), 'endpoints.cars.priority.callers.secondary', /critical|standard|sheddable/);
+  assertRefused(doc({ blue: { request_settings: { max_concurrent_requests_per_instance: 0 } } }), 'endpoints.cars.deployments.blue.request_settings.max_concurrent_requests_per_instance', /./);
+  assertRefused(doc({ blue: { circuit_breaker: { error_threshold_percent: 0 } } }), 'endpoints.cars.deployments.blue.circuit_breaker.error_threshold_percent', /./);
+  assertRefused(doc({ server: { load_shedding: { max_event_loop_delay_ms: 0 } } }), 'server.load_shedding.max_event_loop_delay_ms', /./);
+});
