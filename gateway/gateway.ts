@@ -4,7 +4,9 @@ import type { PolicyDeps } from '../policies/policy.ts';
 import { adminServer } from './admin/admin-server.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { Handler } from './handler.ts';
-import { healthView, publishInstanceReady } from './health/health-view.ts';
+import { healthEvents, healthView, publishInstanceReady } from './health/health-view.ts';
+import { Probers } from './health/prober.ts';
+import { ReadyWaiters } from './health/ready-waiters.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { invocationServer, Listeners, type GatewayAddresses } from './listeners.ts';
 import { FileConfigSource, type ReloadResult } from './live-config/config-source.ts';
@@ -59,6 +61,8 @@ export class Gateway {
   /** The shared-state connection (Redis), when `state.redis_url` is set. */
   readonly shared: SharedState | undefined;
   readonly #listeners = new Listeners();
+  readonly probers: Probers;
+  readonly #readyWaiters: ReadyWaiters;
   #addresses: GatewayAddresses | undefined;
 
   private constructor(opts: GatewayOptions, keyStore: KeyStore) {
@@ -80,8 +84,13 @@ export class Gateway {
       gauges: this.metrics,
       shared: this.shared,
     };
-    this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps }, this.state, this.log);
-    this.store.subscribe((next) => publishInstanceReady(this.metrics, next, clock()));
+    const current = (): Snapshot => this.store.current;
+    const health = healthEvents(this.metrics, this.log, this.instances.health, current, clock);
+    this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps, health }, this.state, this.log);
+    publishInstanceReady(this.metrics, current, clock);
+    this.#readyWaiters = new ReadyWaiters(this.instances.health, deadlines);
+    this.probers = new Probers(clock, this.log);
+    this.store.subscribe((next, prev) => this.probers.sync(next, prev));
     this.store.subscribe((next) => this.metrics.retainReaders((ep, d) => next.endpoints.get(ep)?.deployments.has(d) === true));
     // An endpoint removed from the config forgets its regenerated keys for good.
     this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
@@ -98,6 +107,9 @@ export class Gateway {
     const keyStore = new KeyStore(stateFile ?? join(process.cwd(), '.switchyard-state', 'state.json'));
     await keyStore.load();
     const gw = new Gateway(opts, keyStore);
+    // Connected to the shared state, or known to be without it (at most about a second):
+    // limits then start from Redis's buckets rather than a moment of local fallback.
+    await gw.shared?.settled;
     try {
       await gw.#listen(opts);
     } catch (err) {
@@ -130,11 +142,13 @@ export class Gateway {
       onEnd: () => lc.leave(),
       clock: this.#policyDeps.clock,
       random: opts.random ?? Math.random,
+      readyWaiters: this.#readyWaiters,
     });
     const serve = handler.serve.bind(handler);
     const admin = adminServer(cfg, {
       snapshot: () => this.store.current,
-      ready: () => lc.ready,
+      // SPEC §2: /readyz is 200 only once the first probe round has run.
+      ready: () => lc.ready && this.probers.firstRoundDone,
       draining: () => lc.draining,
       metrics: this.metrics,
       log: this.log,
@@ -145,9 +159,12 @@ export class Gateway {
     });
     const s = cfg.server;
     const headerMs = s.client_header_timeout_ms;
-    const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve, headerMs), at: s.listen }];
-    if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve, headerMs), at: s.private_listen });
-    const bound = await this.#listeners.bind([...specs, { kind: 'admin', server: admin, at: s.admin_listen }]);
+    // Every listener binds with reusePort: a new gateway process can start on the same
+    // ports beside this one, which then drains (a rolling restart with nothing refused).
+    const at = (spec: GatewayConfig['server']['listen']) => ({ ...spec, reusePort: true });
+    const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve, headerMs), at: at(s.listen) }];
+    if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve, headerMs), at: at(s.private_listen) });
+    const bound = await this.#listeners.bind([...specs, { kind: 'admin', server: admin, at: at(s.admin_listen) }]);
     this.#addresses = { public: bound[0]!, private: s.private_listen ? bound[1] : undefined, admin: bound[bound.length - 1]! };
   }
 
@@ -173,12 +190,13 @@ export class Gateway {
   #shutdown: Promise<void> | undefined;
 
   async #drain(): Promise<void> {
-    await this.lifecycle.drain(this.store.current.config.server.shutdown_grace_ms, () => this.#listeners.stopInvocations(), this.log);
+    await this.lifecycle.drain(this.store.current.config.server.shutdown_grace_ms, () => this.#listeners.stopInvocations(), () => this.#listeners.openConnections, this.log);
     await this.close();
   }
 
   /** Close listeners and pools at once; wait for the state file to be up to date. */
   async close(): Promise<void> {
+    this.probers.close();
     this.#listeners.closeAll();
     await this.instances.close();
     await this.shared?.close();

@@ -1,14 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ListenerKind, Verdict } from '../policies/policy.ts';
 import type { Clock } from './clock.ts';
+import { BUSY, IDLE_SINCE, QUEUE, type Connection } from './connection.ts';
 import { GatewayError } from './errors.ts';
 import { Exchange } from './exchange.ts';
 import { runPolicies } from './pipeline.ts';
 import type { RequestObserver } from './request-observer.ts';
 import { matchRoute, requestTarget, upstreamPath } from './routing/route.ts';
-import { selectDeployment } from './routing/select-deployment.ts';
+import { NONE_READY, selectDeployment } from './routing/select-deployment.ts';
+import type { ReadyWaiters } from './health/ready-waiters.ts';
 import type { CompiledDeployment, CompiledEndpoint, Snapshot } from './snapshot/compile.ts';
 import { hasBody, readBody } from './upstream/body.ts';
 import { Forward } from './upstream/forward.ts';
@@ -27,16 +28,14 @@ export interface HandlerDeps {
   readonly onEnd: () => void;
   readonly clock: Clock;
   readonly random: () => number;
+  /** Where requests wait when no instance they could go to is ready. */
+  readonly readyWaiters: ReadyWaiters;
 }
 
-const BUSY = Symbol('switchyard.busy');
-const QUEUE = Symbol('switchyard.queue');
-/** A client connection, with the requests it pipelined behind the one in flight. */
-type Connection = Socket & { [BUSY]?: boolean; [QUEUE]?: (() => void)[] };
 
 const NOT_FOUND = new GatewayError('EndpointNotFound');
-const DRAINING = new GatewayError('Draining', undefined, { connection: 'close' });
 const INTERNAL = new GatewayError('InternalError');
+const NO_READY = new GatewayError('NoReadyInstance');
 
 /**
  * The invocation data path, one walk, each step once and in order:
@@ -80,9 +79,15 @@ export class Handler {
       deps.onEnd();
       const next = conn[QUEUE]?.shift();
       if (next) next();
-      else conn[BUSY] = false;
+      else {
+        conn[BUSY] = false;
+        conn[IDLE_SINCE] = ex.start + outcome.durationMs;
+      }
     });
-    if (deps.draining()) return ex.fail(DRAINING);
+    // Draining: requests on connections already open are still served, and each response
+    // closes its connection, so the client's next request opens one to a process that
+    // accepts (a rolling restart loses nothing). Only the grace period's end cuts them.
+    if (deps.draining()) ex.res.setHeader('connection', 'close');
 
     // A duplicate or invalid Host, or an unusable target, is 400; the path is normalised.
     const target = requestTarget(req.url ?? '/', req.rawHeaders, req.headers.host);
@@ -117,7 +122,17 @@ export class Handler {
     if (v.kind === 'reject') return ex.fail(v.error, v.reason);
     if (ex.res.destroyed) return;
     if (deployment) return this.#forward(ex, deployment);
-    const chosen = selectDeployment(ex, endpoint);
+    this.#choose(ex, endpoint, undefined);
+  }
+
+  /**
+   * Select the deployment. When none the request could go to has a ready instance, wait
+   * (up to `max_queue_wait_ms`, until `deadline` once waiting began) for a readiness change
+   * and choose again; then 503.
+   */
+  #choose(ex: Exchange, endpoint: CompiledEndpoint, deadline: number | undefined): void {
+    const chosen = selectDeployment(ex, endpoint, this.#deps.clock());
+    if (chosen === NONE_READY) return this.#awaitReady(ex, endpoint, deadline);
     if (chosen instanceof GatewayError) return ex.fail(chosen);
     ex.deployment = chosen.name;
     if (!hasBody(ex.req)) return this.#deploymentStage(ex, endpoint, chosen);
@@ -128,6 +143,19 @@ export class Handler {
       ex.body = body;
       this.#deploymentStage(ex, endpoint, chosen);
     });
+  }
+
+  #awaitReady(ex: Exchange, endpoint: CompiledEndpoint, deadline: number | undefined): void {
+    const waiters = this.#deps.readyWaiters;
+    const named = ex.pinned ? endpoint.deployments.get(String(ex.req.headers['azureml-model-deployment'])) : undefined;
+    const now = waiters.now;
+    const until = deadline ?? now + (named ? named.queueWaitMs : endpoint.queueWaitMs);
+    if (until <= now) return ex.fail(NO_READY);
+    ex.after(waiters.wait(until - now, (timedOut) => {
+      if (ex.res.destroyed) return;
+      if (timedOut) return ex.fail(NO_READY);
+      this.#choose(ex, endpoint, until);
+    }));
   }
 
   #deploymentStage(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment): void {

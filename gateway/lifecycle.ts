@@ -10,7 +10,7 @@ export class Lifecycle {
   #idle: (() => void) | undefined;
   /** Listeners are up and the config is loaded (`/readyz`). */
   ready = false;
-  /** A stop began: new requests get 503, `/readyz` answers 503. */
+  /** A stop began: responses close their connections, `/readyz` answers 503. */
   draining = false;
   /** The drain is over: connections still open are closed now (their exchanges end as `shutdown`). */
   closing = false;
@@ -28,14 +28,23 @@ export class Lifecycle {
   }
 
   /**
-   * The drain: refuse new requests (503), let those in flight finish for up to `graceMs`,
-   * then mark the rest as cut by the shutdown. The caller closes the connections after.
+   * The drain: stop accepting, let requests in flight (and those still arriving on open
+   * connections, each closing its connection) finish for up to `graceMs`, until no request
+   * is in flight and no connection is open; then mark the rest as cut by the shutdown. The
+   * caller closes the connections after.
    */
-  async drain(graceMs: number, stopAccepting: () => void, log: Logger): Promise<void> {
+  async drain(graceMs: number, stopAccepting: () => void, openConnections: () => number, log: Logger): Promise<void> {
     this.draining = true;
     log.info({ in_flight: this.inFlight, grace_ms: graceMs }, 'draining');
     stopAccepting();
-    if (!(await this.idle(graceMs))) log.warn({ in_flight: this.inFlight }, 'grace period over; closing remaining connections');
+    const until = Date.now() + graceMs;
+    for (;;) {
+      const left = until - Date.now();
+      if (!(await this.idle(Math.max(0, left)))) break;
+      if (openConnections() === 0 || left <= 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (this.inFlight > 0 || openConnections() > 0) log.warn({ in_flight: this.inFlight, connections: openConnections() }, 'grace period over; closing remaining connections');
     this.closing = true;
   }
 

@@ -1,11 +1,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { ListenerKind } from '../policies/policy.ts';
 import type { Logger } from './logger.ts';
 import { ClientErrors, type ClientErrorDeps } from './client-errors.ts';
+import { IDLE_SINCE, idleFor, type Connection } from './connection.ts';
+import { performance } from 'node:perf_hooks';
 
-/** Where to bind. `reusePort` lets several worker processes share one port (Linux). */
+/** During a drain, a connection idle this long is closed (a busy one closes after its response). */
+export const DRAIN_IDLE_CLOSE_MS = 1000;
+
+/**
+ * Where to bind. `reusePort` (on by default for invocation listeners) lets another process
+ * bind the same port: a new gateway starts beside the old one, which then drains (a rolling
+ * restart), and worker processes share one port (Linux).
+ */
 export interface ListenSpec {
   readonly host: string;
   readonly port: number;
@@ -60,6 +69,9 @@ export function invocationServer(kind: ListenerKind, serve: ServeFn, headerTimeo
 /** The process's listeners: public, optional private, admin. */
 export class Listeners {
   readonly #servers: { kind: ListenerKind | 'admin'; server: Server }[] = [];
+  /** Open client connections on the invocation listeners. */
+  readonly #connections = new Set<Connection>();
+  #idleCloser: NodeJS.Timeout | undefined;
   /** Rejections Node makes itself (parse errors, 408, 417, 431), on every listener. */
   readonly #clientErrors = new ClientErrors();
 
@@ -73,6 +85,13 @@ export class Listeners {
     const out: AddressInfo[] = [];
     for (const s of specs) {
       this.#clientErrors.attach(s.server, s.kind);
+      if (s.kind !== 'admin') {
+        s.server.on('connection', (c: Connection) => {
+          c[IDLE_SINCE] = performance.now();
+          this.#connections.add(c);
+          c.once('close', () => this.#connections.delete(c));
+        });
+      }
       this.#servers.push({ kind: s.kind, server: s.server });
       out.push(await listen(s.server, s.at));
     }
@@ -90,17 +109,33 @@ export class Listeners {
     }
   }
 
-  /** Stop accepting invocations; idle keep-alive connections close now, busy ones after their response. */
+  /**
+   * Stop accepting invocations. Open connections are not cut: each request still arriving
+   * on one is served and its response closes it; a connection idle for
+   * {@link DRAIN_IDLE_CLOSE_MS} is closed. Closing every idle connection at once would race
+   * a client that is sending its next request on it right then (it would see a reset).
+   */
   stopInvocations(): void {
-    for (const { kind, server } of this.#servers) {
-      if (kind === 'admin') continue;
-      server.close();
-      server.closeIdleConnections();
-    }
+    // net.Server's close, not http.Server's: the latter also closes every idle connection
+    // at once (Node ≥ 19), which is the race this avoids. Header deadlines keep running.
+    for (const { kind, server } of this.#servers) if (kind !== 'admin') NetServer.prototype.close.call(server);
+    const closeIdle = (): void => {
+      const now = performance.now();
+      for (const c of this.#connections) if (idleFor(c, DRAIN_IDLE_CLOSE_MS, now)) c.destroy();
+    };
+    closeIdle();
+    this.#idleCloser = setInterval(closeIdle, 100);
+    this.#idleCloser.unref();
+  }
+
+  /** Client connections still open on the invocation listeners. */
+  get openConnections(): number {
+    return this.#connections.size;
   }
 
   /** Close every listener and connection at once. */
   closeAll(): void {
+    if (this.#idleCloser) clearInterval(this.#idleCloser);
     for (const { server } of this.#servers) {
       server.close();
       server.closeAllConnections();

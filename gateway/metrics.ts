@@ -30,11 +30,13 @@ export class Metrics implements PolicyGauges {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  readonly instanceReady = new Gauge({
+  #readyCollect: (() => void) | undefined;
+  readonly instanceReady: Gauge<'endpoint' | 'deployment' | 'instance'> = new Gauge({
     name: 'switchyard_instance_ready',
     help: '1 when the instance takes traffic, 0 when it is unready or ejected.',
     labelNames: ['endpoint', 'deployment', 'instance'] as const,
     registers: [this.registry],
+    collect: (): void => this.#readyCollect?.(),
   });
   readonly authFailures = new Counter({
     name: 'switchyard_auth_failures_total',
@@ -92,11 +94,28 @@ export class Metrics implements PolicyGauges {
       for (const r of this.#breakers.values()) this.breakerOpen.set({ endpoint: r.endpoint, deployment: r.deployment }, r.read());
     },
   });
+  readonly ejections = new Counter({
+    name: 'switchyard_instance_ejections_total',
+    help: 'Instances ejected by passive outlier detection (consecutive connect errors, resets, timeouts or 5xx).',
+    labelNames: ['endpoint', 'deployment', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly spills = new Counter({
+    name: 'switchyard_spill_total',
+    help: 'Requests the split meant for a deployment without a ready instance, sent to another deployment instead.',
+    labelNames: ['endpoint', 'from', 'to'] as const,
+    registers: [this.registry],
+  });
   readonly stateDegraded = new Gauge({
     name: 'switchyard_state_degraded',
     help: '1 while the shared state (Redis) is unavailable and limits follow state.on_redis_error.',
     registers: [this.registry],
   });
+
+  /** How `switchyard_instance_ready` is filled at scrape time (from live health). */
+  readInstanceReady(fill: () => void): void {
+    this.#readyCollect = fill;
+  }
 
   deploymentLoad(endpoint: string, deployment: string, read: () => DeploymentLoad): void {
     this.#loads.set(`${endpoint}\0${deployment}`, { endpoint, deployment, read });

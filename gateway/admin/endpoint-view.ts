@@ -43,12 +43,20 @@ export function endpointView(snap: Snapshot, name: string, now: number): unknown
   const deployments: Record<string, unknown> = {};
   for (const [dname, d] of compiled.deployments) {
     deployments[dname] = {
-      instances: d.instances.map((i) => ({
-        url: i.origin,
-        ready: i.health.ready,
-        ejected: i.health.ejected(now),
-        in_flight: i.inFlight,
-      })),
+      instances: d.instances.map((i) => {
+        const h = i.health;
+        const probe = h.lastProbe;
+        return {
+          url: i.origin,
+          ready: h.ready,
+          ejected: h.ejected(now),
+          ejected_until: h.ejected(now) ? new Date(h.ejectedUntil).toISOString() : null,
+          in_flight: i.inFlight,
+          last_probe: probe
+            ? { ok: probe.ok, at: new Date(probe.at).toISOString(), ...(probe.status !== undefined ? { status: probe.status } : {}), ...(probe.error ? { error: probe.error } : {}) }
+            : null,
+        };
+      }),
     };
   }
   return { name, config: redactEndpoint(cfg), not_enforced_by_this_version: notEnforced(cfg), state: { deployments } };

@@ -1,21 +1,39 @@
 import { GatewayError } from '../errors.ts';
 import type { Exchange } from '../exchange.ts';
-import type { CompiledDeployment, CompiledEndpoint } from '../snapshot/compile.ts';
+import { hasReadyInstance, type CompiledDeployment, type CompiledEndpoint } from '../snapshot/compile.ts';
 
 const NO_POSITIVE_TRAFFIC = new GatewayError('NoPositiveTraffic');
+
+/** No deployment that could take the request has a ready instance now: wait for one. */
+export const NONE_READY = Symbol('switchyard.noneReady');
 
 /**
  * Which deployment serves the request: the one the caller names in
  * `azureml-model-deployment` (pinned: bypasses `traffic`, works at 0% and for the mirror
- * deployment), else the next in the endpoint's weighted split.
+ * deployment), else the next in the endpoint's weighted split. A split pick without a ready
+ * instance spills to the deployments that have one, in proportion to their weights
+ * (`switchyard_spill_total`); with none anywhere, or a pinned deployment without one, the
+ * caller waits for readiness ({@link NONE_READY}).
  */
-export function selectDeployment(ex: Exchange, endpoint: CompiledEndpoint): CompiledDeployment | GatewayError {
+export function selectDeployment(ex: Exchange, endpoint: CompiledEndpoint, now: number): CompiledDeployment | GatewayError | typeof NONE_READY {
   const named = ex.req.headers['azureml-model-deployment'];
   if (typeof named === 'string' && named !== '') {
     ex.pinned = true;
-    return endpoint.deployments.get(named)
-      ?? new GatewayError('DeploymentNotFound', `No deployment named ${JSON.stringify(named.slice(0, 64))} on this endpoint.`);
+    const d = endpoint.deployments.get(named);
+    if (!d) return new GatewayError('DeploymentNotFound', `No deployment named ${JSON.stringify(named.slice(0, 64))} on this endpoint.`);
+    return hasReadyInstance(d, now) ? d : NONE_READY;
   }
   const name = endpoint.split.next();
-  return (name !== undefined && endpoint.deployments.get(name)) || NO_POSITIVE_TRAFFIC;
+  const d = name !== undefined ? endpoint.deployments.get(name) : undefined;
+  if (!d) return NO_POSITIVE_TRAFFIC;
+  if (hasReadyInstance(d, now)) return d;
+  const deployments = endpoint.deployments;
+  const other = endpoint.spill.next((n) => {
+    const c = deployments.get(n);
+    return c !== undefined && hasReadyInstance(c, now);
+  });
+  const to = other !== undefined ? deployments.get(other) : undefined;
+  if (!to) return NONE_READY;
+  endpoint.spilled(d.name, to.name);
+  return to;
 }

@@ -23,8 +23,14 @@ export class SmoothWeightedSplit {
     return this.#total === 0;
   }
 
-  /** The next deployment name, or undefined when all weights are zero. */
-  next(): string | undefined {
+  /**
+   * The next deployment among those `usable` accepts (all, without it), or undefined when
+   * none has positive weight. Only usable deployments take part in a draw (their weights
+   * add up, the winner pays back their total), so an unusable one's share goes to the others
+   * in proportion to their weights, and it resumes where it was when it is usable again.
+   */
+  next(usable?: (name: string) => boolean): string | undefined {
+    if (usable) return this.#nextAmong(usable);
     const w = this.#weights;
     const cur = this.#current;
     let best = -1;
@@ -35,5 +41,22 @@ export class SmoothWeightedSplit {
     if (best < 0) return undefined;
     cur[best]! -= this.#total;
     return this.#names[best];
+  }
+
+  #nextAmong(usable: (name: string) => boolean): string | undefined {
+    const w = this.#weights;
+    const cur = this.#current;
+    const names = this.#names;
+    let best = -1;
+    let total = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (!usable(names[i]!)) continue;
+      cur[i]! += w[i]!;
+      total += w[i]!;
+      if (best < 0 || cur[i]! > cur[best]!) best = i;
+    }
+    if (best < 0) return undefined;
+    cur[best]! -= total;
+    return names[best];
   }
 }

@@ -5,6 +5,8 @@ import { addCidr } from '../../config/cidr.ts';
 import type { DeploymentConfig, EndpointConfig, GatewayConfig } from '../../config/schema.ts';
 import { DEPLOYMENT_POLICIES, ENDPOINT_POLICIES } from '../../policies/index.ts';
 import type { Policy, PolicyDeps, PolicyFactory, PolicyScope } from '../../policies/policy.ts';
+import { OutlierDetector } from '../health/outlier.ts';
+import type { InstanceHealth } from '../health/health-registry.ts';
 import { SmoothWeightedSplit } from '../routing/split.ts';
 import type { Instance, InstanceRegistry } from '../upstream/instance.ts';
 import { checkSpoolRoot } from '../upstream/spool.ts';
@@ -31,6 +33,16 @@ export interface CompiledDeployment {
   readonly timeoutMs: number;
   /** Deployment-stage policies, in order (empty when none applies). */
   readonly policies: readonly Policy[];
+  /** Passive outlier detection, when the deployment asks for it. */
+  readonly outlier: OutlierDetector | undefined;
+  /** `max_queue_wait_ms`: how long a request may wait for a ready instance (or a slot). */
+  readonly queueWaitMs: number;
+}
+
+/** One of `instances` takes traffic at `now` (stops at the first: one check when healthy). */
+export function hasReadyInstance(d: CompiledDeployment, now: number): boolean {
+  for (const i of d.instances) if (i.takesTraffic(now)) return true;
+  return false;
 }
 
 /** An endpoint as the request path needs it: policies in order, deployments, the split. */
@@ -40,6 +52,15 @@ export interface CompiledEndpoint {
   readonly deployments: ReadonlyMap<string, CompiledDeployment>;
   /** Live split position, kept in the state registry: a recompile does not restart it. */
   readonly split: SmoothWeightedSplit;
+  /**
+   * Where a deployment's share goes while it has no ready instance: the same weights, drawn
+   * only among deployments that can serve, so the share spills in proportion to them.
+   */
+  readonly spill: SmoothWeightedSplit;
+  /** Counts one request the split meant for `from` that went to `to` instead. */
+  readonly spilled: (from: string, to: string) => void;
+  /** The longest `max_queue_wait_ms` of the deployments with traffic: how long a request waits for any to be ready. */
+  readonly queueWaitMs: number;
 }
 
 /**
@@ -68,6 +89,13 @@ export interface Snapshot {
 export interface CompileDeps {
   readonly instances: InstanceRegistry;
   readonly policy: PolicyDeps;
+  readonly health: HealthEvents;
+}
+
+/** Where health events go (metrics and logs): they outlive any one snapshot. */
+export interface HealthEvents {
+  ejected(endpoint: string, deployment: string, instance: InstanceHealth, ms: number, timesEjected: number): void;
+  spilled(endpoint: string, from: string, to: string): void;
 }
 
 /** Hash of the config as JSON with sorted keys: equal configs, equal versions. */
@@ -89,12 +117,19 @@ function policiesFor(factories: readonly PolicyFactory[], scope: PolicyScope, de
 }
 
 function compileDeployment(scope: PolicyScope, name: string, d: DeploymentConfig, deps: CompileDeps): CompiledDeployment {
+  const instances = Object.freeze(d.instances.map((o) => deps.instances.acquire(new URL(o).origin)));
+  const events = deps.health;
+  const outlier = d.outlier_detection
+    ? new OutlierDetector(d.outlier_detection, instances, (h, ms, times) => events.ejected(scope.endpoint, name, h, ms, times))
+    : undefined;
   return Object.freeze({
     name,
-    instances: Object.freeze(d.instances.map((o) => deps.instances.acquire(new URL(o).origin))),
+    instances,
     scoringRoute: d.scoring_route,
     timeoutMs: d.request_settings.request_timeout_ms,
     policies: policiesFor(DEPLOYMENT_POLICIES, { ...scope, deployment: { name, config: d } }, deps.policy),
+    outlier,
+    queueWaitMs: d.request_settings.max_queue_wait_ms,
   });
 }
 
@@ -105,8 +140,20 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
   // The split's position is live state: a recompile with the same weights (a key
   // regeneration, an unrelated edit) carries on where it was, so 90/10 stays exact.
   const split = deps.policy.state.get(`split:${name}:${JSON.stringify(ep.traffic)}`, () => new SmoothWeightedSplit(ep.traffic));
+  const spill = deps.policy.state.get(`spill:${name}:${JSON.stringify(ep.traffic)}`, () => new SmoothWeightedSplit(ep.traffic));
   if (split.empty) warnings.push(`endpoints.${name}.traffic: no deployment has positive traffic; only requests naming a deployment in azureml-model-deployment are served`);
-  return Object.freeze({ name, policies: policiesFor(ENDPOINT_POLICIES, scope, deps.policy), deployments, split });
+  let queueWaitMs = 0;
+  for (const [dname, w] of Object.entries(ep.traffic)) if (w > 0) queueWaitMs = Math.max(queueWaitMs, deployments.get(dname)?.queueWaitMs ?? 0);
+  const events = deps.health;
+  return Object.freeze({
+    name,
+    policies: policiesFor(ENDPOINT_POLICIES, scope, deps.policy),
+    deployments,
+    split,
+    spill,
+    spilled: (from: string, to: string) => events.spilled(name, from, to),
+    queueWaitMs,
+  });
 }
 
 /**

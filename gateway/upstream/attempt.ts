@@ -81,6 +81,11 @@ export class Attempt implements Dispatcher.DispatchHandler, Expiring {
     this.#done = done;
   }
 
+  /** The instance's status once its response began (0 before, or when it never answered). */
+  get status(): number {
+    return this.#status;
+  }
+
   /** Send the request. */
   start(req: AttemptRequest): void {
     this.#instance.inFlight++;

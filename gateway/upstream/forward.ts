@@ -2,6 +2,7 @@ import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
 import type { CompiledDeployment } from '../snapshot/compile.ts';
 import { Attempt, type AttemptListener, type AttemptRequest, type AttemptResult } from './attempt.ts';
+import type { OutlierDetector } from '../health/outlier.ts';
 import type { Instance } from './instance.ts';
 import { pickInstance } from './select.ts';
 import type { Sink } from './sink.ts';
@@ -39,6 +40,7 @@ export class Forward implements AttemptListener {
   /** Instances whose connect failed; allocated on the first retry only. */
   #tried: Instance[] | undefined;
   #current: Instance | undefined;
+  #attempt: Attempt | undefined;
 
   constructor(owner: ForwardOwner, sink: Sink, deployment: CompiledDeployment, request: AttemptRequest, clock: Clock, random: () => number) {
     this.#owner = owner;
@@ -58,6 +60,7 @@ export class Forward implements AttemptListener {
     this.#current = instance;
     this.#owner.instance = instance.origin;
     const attempt = new Attempt(this.#sink, instance, this);
+    this.#attempt = attempt;
     this.#owner.attempt = attempt;
     attempt.start(this.#request);
   }
@@ -65,6 +68,8 @@ export class Forward implements AttemptListener {
   attemptDone(r: AttemptResult): void {
     const owner = this.#owner;
     owner.attempt = undefined;
+    const outlier = this.#deployment.outlier;
+    if (outlier) this.#report(outlier, r);
     if (r.kind === 'error') {
       owner.connectFailed = r.connectFailed;
       const tried = this.#tried ?? [];
@@ -76,5 +81,26 @@ export class Forward implements AttemptListener {
       }
     }
     owner.forwarded(r);
+  }
+
+  /**
+   * Tell outlier detection how the attempt went, from the instance's side: it failed to
+   * connect, reset, timed out or answered 5xx; a client that went away says nothing of it.
+   */
+  #report(outlier: OutlierDetector, r: AttemptResult): void {
+    const h = this.#current!.health;
+    const status = this.#attempt?.status ?? 0;
+    const now = this.#clock();
+    if (r.kind === 'error') {
+      // An upload the client let stall is the client's doing (408), not the instance's.
+      if (r.error.code === 'RequestTimeout') return;
+      outlier.failed(h, now);
+    } else if (r.cut === 'client_aborted') {
+      if (status >= 500) outlier.failed(h, now);
+    } else if (!r.complete || status >= 500) {
+      outlier.failed(h, now);
+    } else {
+      outlier.succeeded(h, now);
+    }
   }
 }
