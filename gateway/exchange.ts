@@ -93,7 +93,7 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
 
   #controller: AbortController | undefined;
   #after: ((o: Outcome) => void)[] | undefined;
-  #headers: [string, string][] | undefined;
+  #headers: [name: string, value: string, lower: string][] | undefined;
   #closed = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, snapshot: Snapshot, expectContinue: boolean) {
@@ -130,7 +130,7 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   }
 
   addResponseHeader(name: string, value: string): void {
-    (this.#headers ??= []).push([name, value]);
+    (this.#headers ??= []).push([name, value, name.toLowerCase()]);
   }
 
   // ---- Sink: the live response ------------------------------------------------------------
@@ -148,10 +148,15 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     headers.push('x-request-id', this.requestId, 'azureml-model-deployment', this.deployment);
     const extra = this.#headers;
     if (extra) {
-      // A policy's header (RateLimit-*, say) replaces the instance's of the same name.
-      const mine = new Set(extra.map(([n]) => n.toLowerCase()));
+      // A policy's header (RateLimit-*, say) replaces the instance's of the same name. There
+      // are one to three of them: a scan, no Set.
       const kept: string[] = [];
-      for (let i = 0; i < headers.length; i += 2) if (!mine.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!);
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!.toLowerCase();
+        let mine = false;
+        for (let j = 0; j < extra.length; j++) if (extra[j]![2] === name) { mine = true; break; }
+        if (!mine) kept.push(headers[i]!, headers[i + 1]!);
+      }
       for (const [n, v] of extra) kept.push(n, v);
       headers = kept;
     }
