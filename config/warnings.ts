@@ -13,8 +13,6 @@ import type { GatewayConfig } from './schema.ts';
 
 /** Endpoint keys not enforced yet. */
 export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky'] as const;
-/** Deployment keys not enforced yet. */
-export const DEPLOYMENT_KEYS = ['readiness_probe', 'outlier_detection'] as const;
 
 export const NOT_ENFORCED = 'accepted but not enforced by this version';
 
@@ -37,11 +35,6 @@ export function notEnforcedWarnings(doc: unknown): string[] {
     const ep = obj(raw);
     const at = `endpoints.${name}`;
     for (const k of ENDPOINT_KEYS) if (written(ep, k)) out.push(`${at}.${k}: ${NOT_ENFORCED}`);
-    for (const [dname, draw] of Object.entries(obj(ep?.deployments) ?? {})) {
-      const dep = obj(draw);
-      const dat = `${at}.deployments.${dname}`;
-      for (const k of DEPLOYMENT_KEYS) if (written(dep, k)) out.push(`${dat}.${k}: ${NOT_ENFORCED}`);
-    }
   }
   return out;
 }

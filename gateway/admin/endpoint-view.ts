@@ -1,6 +1,6 @@
 import type { Snapshot } from '../snapshot/compile.ts';
 import type { EndpointConfig } from '../../config/schema.ts';
-import { DEPLOYMENT_KEYS, ENDPOINT_KEYS } from '../../config/warnings.ts';
+import { ENDPOINT_KEYS } from '../../config/warnings.ts';
 
 /** An endpoint's config with secrets redacted: key values become `"<redacted>"` (presence only). */
 export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
@@ -26,11 +26,6 @@ function notEnforced(cfg: EndpointConfig): string[] {
   for (const k of ENDPOINT_KEYS) {
     const v = cfg[k] as unknown;
     if (typeof v === 'object' && v !== null && Object.keys(v).length > 0) out.push(k);
-  }
-  for (const [d, dep] of Object.entries(cfg.deployments)) {
-    for (const k of DEPLOYMENT_KEYS) {
-      if ((dep as Record<string, unknown>)[k] !== undefined) out.push(`deployments.${d}.${k}`);
-    }
   }
   return out;
 }

@@ -65,8 +65,6 @@ test('the SPEC §2 example loads, and every key not enforced yet warns', () => {
   const r = parseConfigText(SPEC_EXAMPLE, ENV);
   assert.ok(r.ok, r.ok ? '' : formatIssues(r.issues));
   assert.deepEqual([...r.warnings].sort(), [
-    'endpoints.cars.deployments.blue.outlier_detection',
-    'endpoints.cars.deployments.blue.readiness_probe',
     'endpoints.cars.mirror_compare',
     'endpoints.cars.mirror_max_body_bytes',
     'endpoints.cars.mirror_traffic',
