@@ -40,6 +40,8 @@ export interface GatewayOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Gateway processes sharing this machine's ports (per-process limits divide by it). */
   readonly workers?: number;
+  /** Start beside a gateway already listening on the same ports (a rolling restart). */
+  readonly replace?: boolean;
 }
 
 /**
@@ -162,10 +164,14 @@ export class Gateway {
     // Every listener binds with reusePort: a new gateway process can start on the same
     // ports beside this one, which then drains (a rolling restart with nothing refused).
     const at = (spec: GatewayConfig['server']['listen']) => ({ ...spec, reusePort: true });
+    const [adminAt] = await this.#listeners.bind([{ kind: 'admin', server: admin, at: at(s.admin_listen) }], opts.replace);
+    // Invocations are taken only once the first probe round has run: a process starting
+    // beside another (a rolling restart) must not take connections it cannot serve yet.
+    await this.probers.firstRound();
     const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve, headerMs), at: at(s.listen) }];
     if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve, headerMs), at: at(s.private_listen) });
-    const bound = await this.#listeners.bind([...specs, { kind: 'admin', server: admin, at: at(s.admin_listen) }]);
-    this.#addresses = { public: bound[0]!, private: s.private_listen ? bound[1] : undefined, admin: bound[bound.length - 1]! };
+    const bound = await this.#listeners.bind(specs, opts.replace);
+    this.#addresses = { public: bound[0]!, private: s.private_listen ? bound[1] : undefined, admin: adminAt! };
   }
 
   /** Apply a validated config (swap the snapshot); listener addresses need a restart. */

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { Server as NetServer, type AddressInfo } from 'node:net';
+import { Server as NetServer, connect, type AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { ListenerKind } from '../policies/policy.ts';
 import type { Logger } from './logger.ts';
@@ -29,6 +29,25 @@ export interface GatewayAddresses {
   readonly public: AddressInfo;
   readonly private: AddressInfo | undefined;
   readonly admin: AddressInfo;
+}
+
+/**
+ * Something accepts connections at `at` already (a gateway bound with reusePort would
+ * otherwise be joined silently): a connect that succeeds within 200 ms says so.
+ */
+export function portInUse(at: ListenSpec): Promise<boolean> {
+  if (at.port === 0) return Promise.resolve(false);
+  const host = at.host === '0.0.0.0' ? '127.0.0.1' : at.host === '::' ? '::1' : at.host;
+  return new Promise((resolve) => {
+    const s = connect({ host, port: at.port, timeout: 200 });
+    const done = (inUse: boolean): void => {
+      s.destroy();
+      resolve(inUse);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    s.once('timeout', () => done(false));
+  });
 }
 
 /** Bind `server`; rejects with the listen error (EADDRINUSE names the address). */
@@ -80,10 +99,17 @@ export class Listeners {
     this.#clientErrors.reportTo(deps);
   }
 
-  /** Bind every listener, in order; on failure the ones already bound are closed by {@link closeAll}. */
-  async bind(specs: { kind: ListenerKind | 'admin'; server: Server; at: ListenSpec }[]): Promise<AddressInfo[]> {
+  /**
+   * Bind every listener, in order; on failure the ones already bound are closed by
+   * {@link closeAll}. Unless `replace` (a rolling restart beside a running gateway), a port
+   * something already listens on is EADDRINUSE, as without reusePort.
+   */
+  async bind(specs: { kind: ListenerKind | 'admin'; server: Server; at: ListenSpec }[], replace = false): Promise<AddressInfo[]> {
     const out: AddressInfo[] = [];
     for (const s of specs) {
+      if (!replace && s.at.reusePort && await portInUse(s.at)) {
+        throw Object.assign(new Error(`listen EADDRINUSE: address already in use ${s.at.host}:${s.at.port}`), { code: 'EADDRINUSE', address: s.at.host, port: s.at.port });
+      }
       this.#clientErrors.attach(s.server, s.kind);
       if (s.kind !== 'admin') {
         s.server.on('connection', (c: Connection) => {

@@ -9,7 +9,8 @@ import { Gateway } from './gateway.ts';
  * `server.shutdown_grace_ms`) and exits 0; later signals are logged and change nothing,
  * so an impatient second Ctrl-C cannot drop requests in flight.
  */
-export async function serve(configPath: string, listenHint?: string): Promise<Gateway> {
+export async function serve(configPath: string, opts: { listenHint?: string; replace?: boolean } = {}): Promise<Gateway> {
+  const listenHint = opts.listenHint;
   const file = resolve(configPath);
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) {
@@ -19,11 +20,14 @@ export async function serve(configPath: string, listenHint?: string): Promise<Ga
   const config = loaded.config;
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ config, configPath: file, warnings: loaded.warnings });
+    gw = await Gateway.start({ config, configPath: file, warnings: loaded.warnings, replace: opts.replace ?? false });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); ${listenHint ?? 'check server.listen, server.private_listen and server.admin_listen'}\n`);
+      const hint = listenHint ?? (e.code === 'EADDRINUSE'
+        ? 'another process listens there; for a rolling restart of a gateway start the new one with --replace, otherwise check server.listen, server.private_listen and server.admin_listen'
+        : 'check server.listen, server.private_listen and server.admin_listen');
+      process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); ${hint}\n`);
       process.exit(1);
     }
     // A state file that cannot be read (or is corrupt) stops the start: serving without it

@@ -210,7 +210,7 @@ export async function runSwapScenario(opts: SwapOptions = {}): Promise<SwapResul
     // then SIGTERM to the first, which drains (requests still arriving on its open
     // connections are served with Connection: close) and exits 0.
     load.phase('(e) rolling restart').note = '';
-    const gw2 = new GatewayProcess('gateway-2', file, ports);
+    const gw2 = new GatewayProcess('gateway-2', file, ports, true);
     gateways.push(gw2);
     const t0 = Date.now();
     const newReady = await waitNewProcessReady(gw2, gw1Start, [b2, g1, g2]);

@@ -41,7 +41,8 @@ export function adminRoutes(deps: AdminRouteDeps): AdminRoute[] {
     {
       method: 'GET', pattern: '/readyz', auth: false, handle: () => {
         const ok = deps.ready() && !deps.draining();
-        return { status: ok ? 200 : 503, body: { status: ok ? 'ready' : deps.draining() ? 'draining' : 'starting' } };
+        // The pid tells two processes apart during a rolling restart (both answer on the port).
+        return { status: ok ? 200 : 503, body: { status: ok ? 'ready' : deps.draining() ? 'draining' : 'starting', pid: process.pid } };
       },
     },
     {

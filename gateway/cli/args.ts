@@ -2,6 +2,8 @@
 export interface ArgSpec {
   /** `--name VALUE` or `--name=VALUE`; anything else starting with `-` is refused. */
   readonly options?: readonly string[];
+  /** `--name` alone (no value); parsed as the value `'true'`. */
+  readonly flags?: readonly string[];
   /** At least `min` and at most `max` arguments that are not options (default 0 and 0). */
   readonly positionals?: { readonly min: number; readonly max: number };
 }
@@ -18,6 +20,7 @@ export type ParsedArgs =
  */
 export function parseArgs(args: readonly string[], spec: ArgSpec): ParsedArgs {
   const known = new Set(spec.options ?? []);
+  const flags = new Set(spec.flags ?? []);
   const { min, max } = spec.positionals ?? { min: 0, max: 0 };
   const options = new Map<string, string>();
   const positionals: string[] = [];
@@ -33,8 +36,13 @@ export function parseArgs(args: readonly string[], spec: ArgSpec): ParsedArgs {
     }
     const eq = a.indexOf('=');
     const name = eq > 0 ? a.slice(0, eq) : a;
-    if (!known.has(name)) return { ok: false, error: `unknown option ${name}` };
     if (options.has(name)) return { ok: false, error: `${name} given twice` };
+    if (flags.has(name)) {
+      if (eq > 0) return { ok: false, error: `${name} takes no value` };
+      options.set(name, 'true');
+      continue;
+    }
+    if (!known.has(name)) return { ok: false, error: `unknown option ${name}` };
     const value = eq > 0 ? a.slice(eq + 1) : args[++i];
     if (value === undefined || value === '') return { ok: false, error: `${name} needs a value` };
     options.set(name, value);

@@ -49,7 +49,7 @@ export async function runDemo(): Promise<void> {
     },
   };
   writeFileSync(file, `# Switchyard demo config: edit and save to reload live.\n${stringify(config)}`, { mode: 0o600 });
-  const gw = await serve(file, 'the demo uses PORT (default 8080) and ADMIN_PORT (default 9090): set them to free ports');
+  const gw = await serve(file, { listenHint: 'the demo uses PORT (default 8080) and ADMIN_PORT (default 9090): set them to free ports' });
   const base = `http://127.0.0.1:${gw.addresses.public.port}`;
   const admin = `http://127.0.0.1:${gw.addresses.admin.port}`;
   process.stdout.write(`

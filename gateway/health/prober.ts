@@ -29,6 +29,9 @@ export class Prober {
     return this.#stopped;
   }
 
+  /** Called after each probe (the first round's end is watched through it). */
+  onProbed: (() => void) | undefined;
+
   constructor(instance: Instance, settings: ProbeSettings, clock: Clock, log: Logger) {
     this.settings = settings;
     this.#key = JSON.stringify(settings);
@@ -83,6 +86,7 @@ export class Prober {
     if (this.#stopped) return;
     const ok = status !== undefined && status >= 200 && status < 400;
     this.record(ok, status, error);
+    this.onProbed?.();
     this.#schedule(Math.max(0, s.period * 1000 - (this.#clock() - started)));
   }
 
@@ -163,10 +167,24 @@ export class Probers {
       // New to the gateway: unready until it passes. Already serving: keeps its state.
       if (!prev?.origins.has(origin) && instance.health.probes === 0) instance.health.setReady(false);
       const p = new Prober(instance, settings, this.#clock, this.#log);
+      p.onProbed = () => this.#checkFirstRound();
       this.#running.set(origin, p);
       p.start();
     }
     this.#firstRound ??= [...this.#running.values()];
+  }
+
+  #firstRoundWaiters: (() => void)[] = [];
+
+  /** Resolves once the first probe round has run (at once when nothing is probed). */
+  firstRound(): Promise<void> {
+    if (this.firstRoundDone) return Promise.resolve();
+    return new Promise((resolve) => this.#firstRoundWaiters.push(resolve));
+  }
+
+  #checkFirstRound(): void {
+    if (this.#firstRoundWaiters.length === 0 || !this.firstRoundDone) return;
+    for (const w of this.#firstRoundWaiters.splice(0)) w();
   }
 
   /** Every instance probed at start has been probed once (or stopped being probed), or none is. */
@@ -188,5 +206,6 @@ export class Probers {
   close(): void {
     for (const p of this.#running.values()) p.stop();
     this.#running.clear();
+    for (const w of this.#firstRoundWaiters.splice(0)) w();
   }
 }

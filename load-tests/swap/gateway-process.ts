@@ -41,11 +41,12 @@ export class GatewayProcess {
   accessLines = 0;
   #partial = '';
 
-  constructor(label: string, configFile: string, ports: { pub: number; admin: number }) {
+  /** `replace`: start beside a gateway already on these ports (`serve --replace`, a rolling restart). */
+  constructor(label: string, configFile: string, ports: { pub: number; admin: number }, replace = false) {
     this.label = label;
     this.adminUrl = `http://127.0.0.1:${ports.admin}`;
     this.publicUrl = `http://127.0.0.1:${ports.pub}`;
-    this.proc = spawn(nodeBinary(), [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(nodeBinary(), [BIN, 'serve', '--config', configFile, ...(replace ? ['--replace'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.#stdout(chunk));
     this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       for (const text of chunk.split('\n')) if (text) this.lines.push({ msg: 'stderr', text });

@@ -85,7 +85,7 @@ export async function runRestartChurn(initialDelayS: number, workers = 8): Promi
     await sleep(500);
     next('one process');
 
-    const gw2 = new GatewayProcess('gateway-2', file, ports);
+    const gw2 = new GatewayProcess('gateway-2', file, ports, true);
     gateways.push(gw2);
     // Its admin listener is bound last: once it answers there, every listener is bound.
     await waitFor(async () => {

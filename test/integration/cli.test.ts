@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +75,7 @@ test('an unknown command exits 2 and lists the table', async () => {
 test('COMMAND --help and help COMMAND print that command\'s usage line', async () => {
   for (const r of await Promise.all([run('serve', '--help'), run('help', 'serve')])) {
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^usage: switchyard serve --config FILE\n/);
+    assert.match(r.stdout, /^usage: switchyard serve --config FILE \[--replace\]\n/);
   }
   const ms = await run('model-server', '-h');
   assert.equal(ms.code, 0);
@@ -87,14 +89,14 @@ test('missing arguments name the command\'s usage', async () => {
   assert.match(v.stderr, /usage: switchyard validate FILE\n/);
   const s = await run('serve');
   assert.equal(s.code, 2);
-  assert.match(s.stderr, /--config FILE is required\nusage: switchyard serve --config FILE\n/);
+  assert.match(s.stderr, /--config FILE is required\nusage: switchyard serve --config FILE \[--replace\]\n/);
 });
 
 // Trial of issue 7, finding 3: unknown flags were ignored (`validate f --strict`, `serve --bogus`).
 test('every command refuses an unknown option or a stray argument with its usage (exit 2)', async () => {
   const cases: [string[], RegExp][] = [
     [['validate', 'f.yaml', '--strict'], /^switchyard validate: unknown option --strict\nusage: switchyard validate FILE\n$/],
-    [['serve', '--bogus'], /^switchyard serve: unknown option --bogus\nusage: switchyard serve --config FILE\n$/],
+    [['serve', '--bogus'], /^switchyard serve: unknown option --bogus\nusage: switchyard serve --config FILE \[--replace\]\n$/],
     [['serve', '--config', 'f.yaml', '--port=1'], /^switchyard serve: unknown option --port\n/],
     [['serve', 'f.yaml'], /^switchyard serve: takes no arguments \(got 1\)\n/],
     [['serve', '--config'], /^switchyard serve: --config needs a value\n/],
@@ -133,5 +135,22 @@ test('model-server: a bad --port is a usage error, a taken one a one-line error'
     assert.equal(r.stderr, `switchyard model-server: cannot listen on 127.0.0.1:${port} (EADDRINUSE)\n`);
   } finally {
     await new Promise<void>((r) => holder.close(() => r()));
+  }
+});
+
+test('serve refuses a port another process listens on, unless --replace (a rolling restart)', async () => {
+  const holder = createServer(() => {});
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const taken = (holder.address() as AddressInfo).port;
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-inuse-'));
+  const file = join(dir, 'gw.yaml');
+  await writeFile(file, `server:\n  listen: { host: 127.0.0.1, port: ${taken} }\n  admin_listen: { host: 127.0.0.1, port: 0 }\nendpoints:\n  cars:\n    keys: { primary: cli-inuse-key-0123456789 }\n    traffic: { blue: 100 }\n    deployments: { blue: { instances: [http://127.0.0.1:9] } }\n`);
+  try {
+    const r = await run('serve', '--config', file);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken} \\(EADDRINUSE\\); another process listens there; for a rolling restart of a gateway start the new one with --replace`));
+  } finally {
+    holder.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });
