@@ -167,9 +167,17 @@ export async function waitReady(proc: Proc, check: () => Promise<boolean>, timeo
 }
 
 /** One load-generator run in a child process pinned with the backend; bounded in time. */
-export async function runLoad(spec: LoadSpec, logDir: string): Promise<LoadResult> {
-  const proc = spawnNode('load-runner', join(HERE, 'load-runner.ts'), [JSON.stringify(spec)], { cpu: CPU_LOAD, logDir, discardStdout: false });
-  const timer = setTimeout(() => void kill(proc), (spec.durationS + 2 * spec.warmupS + 30) * 1000);
+export function runLoad(spec: LoadSpec, logDir: string): Promise<LoadResult> {
+  return runJsonChild<LoadResult>('load-runner', join(HERE, 'load-runner.ts'), spec, spec.durationS + 2 * spec.warmupS + 30, logDir);
+}
+
+/**
+ * Run `script '<json arg>'` in a child pinned to the load generator's CPU, killed after
+ * `timeoutS`; its last stdout line is the JSON result.
+ */
+export async function runJsonChild<T>(name: string, script: string, arg: unknown, timeoutS: number, logDir: string): Promise<T> {
+  const proc = spawnNode(name, script, [JSON.stringify(arg)], { cpu: CPU_LOAD, logDir, discardStdout: false });
+  const timer = setTimeout(() => void kill(proc), timeoutS * 1000);
   await new Promise<void>((resolve) => {
     if (proc.exited) resolve();
     else proc.child.once('exit', () => resolve());
@@ -177,8 +185,8 @@ export async function runLoad(spec: LoadSpec, logDir: string): Promise<LoadResul
   clearTimeout(timer);
   const lines = readFileSync(proc.log, 'utf8').trimEnd().split('\n');
   const last = lines.at(-1) ?? '';
-  if (proc.child.exitCode !== 0 || !last.startsWith('{')) throw new Error(`load-runner failed:\n${lines.slice(-10).join('\n')}`);
-  return JSON.parse(last) as LoadResult;
+  if (proc.child.exitCode !== 0 || !last.startsWith('{')) throw new Error(`${name} failed:\n${lines.slice(-10).join('\n')}`);
+  return JSON.parse(last) as T;
 }
 
 export function median(xs: number[]): number {

@@ -1,10 +1,12 @@
 /**
  * What the bench measures through: the request body, the Switchyard variants (one gateway
- * process each, its own config and headers), the baseline checkout for `--baseline-ref`,
- * nginx as a reference row, and the check that a target answers before it is measured.
+ * process each, its own config and headers), the Redis server the Redis-backed rate limit
+ * uses, the baseline checkout for `--baseline-ref`, nginx as a reference row, and the check
+ * that a target answers before it is measured.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CPU_LOAD, CPU_PROXY, HERE, freePort, httpStatus, onPath, spawnCmd, spawnNode, tempDir, waitReady } from './bench-lib.ts';
@@ -22,7 +24,20 @@ const BENCH_AUDIENCE = 'api://switchyard-bench';
 const BENCH_ROLE = 'Scorer';
 
 /** One row: where the load goes and what each request carries. */
-export interface Target { name: string; url: string; headers: Record<string, string>; /** The process serving it, for CPU and RSS. */ pid?: number | undefined }
+export interface Target {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  /** The process serving it, for CPU and RSS. */
+  pid?: number | undefined;
+  /** A Switchyard's admin listener (`http://host:port`), for /metrics. */
+  adminUrl?: string;
+  /**
+   * A counter read before and after each run; the bench reports its increase per request
+   * (`switchyard-ratelimit-redis`: Redis script calls, proof the limit went through Redis).
+   */
+  counter?: { label: string; read(): Promise<number> };
+}
 
 // ---------------------------------------------------------------------------------------
 // Switchyard variants — one gateway process per variant, each its own config and headers.
@@ -32,32 +47,45 @@ export interface Target { name: string; url: string; headers: Record<string, str
 // ---------------------------------------------------------------------------------------
 export interface SwitchyardVariant {
   name: string;
-  /** Config without `server` (the harness adds listen/admin_listen) and the request headers. */
-  setup(backendUrl: string): Promise<{ config: Record<string, unknown>; headers: Record<string, string> }>;
+  /**
+   * Config without `server` (the harness adds listen/admin_listen), the request headers, and
+   * optionally a counter read around each run (see {@link Target.counter}).
+   */
+  setup(backendUrl: string): Promise<{ config: Record<string, unknown>; headers: Record<string, string>; counter?: Target['counter'] }>;
 }
+
+/**
+ * The concurrency limit is on for every deployment (SPEC §2: 16 per instance by default):
+ * each variant sets it above the bench's connections so that the limiter's queueing is not
+ * what is measured (http-proxy's agent allows 128 sockets too).
+ */
+const REQUEST_SETTINGS = { max_concurrent_requests_per_instance: 128, request_timeout_ms: 10_000 };
+
+/** The key-authenticated endpoint of `switchyard`, plus `extra` endpoint settings. */
+function keyEndpoint(backendUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const deployment = { instances: [backendUrl], request_settings: REQUEST_SETTINGS };
+  return {
+    auth_mode: 'key',
+    keys: { primary: BENCH_KEY },
+    traffic: { blue: 90, green: 10 },
+    deployments: { blue: deployment, green: deployment },
+    ...extra,
+  };
+}
+
+/**
+ * A limit no bench run reaches (each run sees at most a few hundred thousand requests), so
+ * that the cost of deciding is measured, not refusals: the non-2xx column must stay 0.
+ */
+const UNREACHED_LIMIT = { requests_per_second: 1_000_000, burst: 1_000_000 };
 
 export const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
   {
     name: 'switchyard',
-    setup: async (backendUrl) => {
-      // The concurrency limit is set above the bench's connections so that the limiter's
-      // queueing is not what is measured (http-proxy's agent allows 128 sockets too).
-      const request_settings = { max_concurrent_requests_per_instance: 128, request_timeout_ms: 10_000 };
-      const deployment = { instances: [backendUrl], request_settings };
-      return {
-        config: {
-          endpoints: {
-            bench: {
-              auth_mode: 'key',
-              keys: { primary: BENCH_KEY },
-              traffic: { blue: 90, green: 10 },
-              deployments: { blue: deployment, green: deployment },
-            },
-          },
-        },
-        headers: { authorization: `Bearer ${BENCH_KEY}` },
-      };
-    },
+    setup: async (backendUrl) => ({
+      config: { endpoints: { bench: keyEndpoint(backendUrl) } },
+      headers: { authorization: `Bearer ${BENCH_KEY}` },
+    }),
   },
   {
     name: 'switchyard-jwt',
@@ -74,8 +102,7 @@ export const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
         if (r.status === 200) token = (JSON.parse(r.body) as { token: string }).token;
         return r.status === 200;
       }, 10_000);
-      const request_settings = { max_concurrent_requests_per_instance: 128, request_timeout_ms: 10_000 };
-      const deployment = { instances: [backendUrl], request_settings };
+      const deployment = { instances: [backendUrl], request_settings: REQUEST_SETTINGS };
       return {
         config: {
           entra: { authority, tenants: [BENCH_TENANT], audiences: [BENCH_AUDIENCE] },
@@ -92,7 +119,93 @@ export const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
       };
     },
   },
+  // `switchyard` with a per-endpoint rate limit, in process.
+  {
+    name: 'switchyard-ratelimit',
+    setup: async (backendUrl) => ({
+      config: { endpoints: { bench: keyEndpoint(backendUrl, { rate_limit: { ...UNREACHED_LIMIT, per: 'endpoint' } }) } },
+      headers: { authorization: `Bearer ${BENCH_KEY}` },
+    }),
+  },
+  // The same limit kept in Redis (one EVALSHA round trip per request). `on_redis_error:
+  // closed`: a Redis call that fails or passes its deadline answers 503, so a degraded run
+  // shows in the non-2xx column instead of passing for a Redis-backed one with local buckets.
+  {
+    name: 'switchyard-ratelimit-redis',
+    setup: async (backendUrl) => {
+      const redis = await benchRedis();
+      return {
+        config: {
+          state: { redis_url: `redis://127.0.0.1:${redis.port}`, on_redis_error: 'closed' },
+          endpoints: { bench: keyEndpoint(backendUrl, { rate_limit: { ...UNREACHED_LIMIT, per: 'endpoint' } }) },
+        },
+        headers: { authorization: `Bearer ${BENCH_KEY}` },
+        counter: { label: 'Redis script calls (EVALSHA)', read: () => redisScriptCalls(redis.port) },
+      };
+    },
+  },
 ];
+
+// ---------------------------------------------------------------------------------------
+// Redis for `switchyard-ratelimit-redis`: one redis-server per bench run on a free port,
+// no persistence, pinned with the backend and the load generator; killed with the rest.
+// ---------------------------------------------------------------------------------------
+let redisStarted: Promise<{ port: number; proc: Proc }> | undefined;
+
+/** The bench's own redis-server, started on first use. Throws when redis-server is not installed. */
+export function benchRedis(): Promise<{ port: number; proc: Proc }> {
+  redisStarted ??= (async () => {
+    if (!onPath('redis-server')) throw new Error('redis-server is not installed (apt-get install redis-server)');
+    const port = await freePort();
+    const proc = spawnCmd('redis-server', 'redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes',
+    ], { cpu: CPU_LOAD, logDir: tempDir() });
+    await waitReady(proc, async () => (await redisCommand(port, 'PING').catch(() => '')) === 'PONG', 10_000);
+    return { port, proc };
+  })();
+  return redisStarted;
+}
+
+/**
+ * Scripts run (EVALSHA and EVAL calls, from `INFO commandstats`): one per rate-limit decision,
+ * plus a heartbeat a second. (`total_commands_processed` would count the commands inside each
+ * script too.)
+ */
+export async function redisScriptCalls(port: number): Promise<number> {
+  const info = await redisCommand(port, 'INFO commandstats');
+  let n = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) n += Number(m[1]);
+  return n;
+}
+
+/** One inline command (no arguments with spaces) on a fresh connection; the reply as a string. */
+export function redisCommand(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    const done = (err: Error | undefined, reply = ''): void => {
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(reply);
+    };
+    sock.setTimeout(2000, () => done(new Error('redis: no reply')));
+    sock.on('error', (err) => done(err));
+    sock.on('connect', () => sock.write(`${command}\r\n`));
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = buf.subarray(1, eol).toString();
+      const kind = String.fromCharCode(buf[0] ?? 0);
+      if (kind === '+' || kind === ':') done(undefined, line);
+      else if (kind === '-') done(new Error(`redis: ${line}`));
+      else if (kind === '$') {
+        const len = Number(line);
+        if (buf.length >= eol + 2 + len) done(undefined, buf.subarray(eol + 2, eol + 2 + len).toString());
+      } else done(new Error(`redis: unexpected reply ${JSON.stringify(buf.subarray(0, 40).toString())}`));
+    });
+  });
+}
 
 export const SWITCHYARD_BIN = join(HERE, '..', 'bin', 'switchyard.mjs');
 
@@ -114,13 +227,14 @@ export function baselineTree(ref: string, logDir: string): string {
 
 export async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, logDir: string, bin = SWITCHYARD_BIN, name = v.name): Promise<Target> {
   const [port, admin] = [await freePort(), await freePort()];
-  const { config, headers } = await v.setup(backendUrl);
+  const { config, headers, counter } = await v.setup(backendUrl);
   const file = join(logDir, `${name}.yaml`);
   const server = { listen: { host: '127.0.0.1', port }, admin_listen: { host: '127.0.0.1', port: admin } };
   writeFileSync(file, stringify({ server, ...config }));
   const proc = spawnNode(name, bin, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: true });
   await waitReady(proc, async () => (await httpStatus(`http://127.0.0.1:${admin}/readyz`)).status === 200, 20_000);
-  const target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers, pid: proc.child.pid };
+  const target: Target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers, pid: proc.child.pid, adminUrl: `http://127.0.0.1:${admin}` };
+  if (counter) target.counter = counter;
   await checkTarget(target, proc);
   return target;
 }

@@ -40,6 +40,8 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   durationS: number;
+  /** Every answer the target gave in the run, warm-up included (what its CPU time was spent on). */
+  served?: number;
 }
 
 interface AutocannonResult { duration: number; errors: number; timeouts: number; non2xx: number; '2xx': number }
@@ -63,6 +65,7 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   let lat = new Float64Array(1 << 16);
   let n = 0;
   let non2xx = 0;
+  let served = 0;
   const opts: Record<string, unknown> = {
     url: spec.url, method: spec.method, headers: spec.headers, body: spec.bodyBytes ? paddedBody(spec.bodyBytes) : spec.body,
     connections: spec.connections, duration: spec.durationS + spec.warmupS, timeout: 10,
@@ -72,6 +75,7 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const res = await new Promise<AutocannonResult>((resolve, reject) => {
     const inst = autocannon(opts, (err, r) => (err ? reject(err) : resolve(r)));
     inst.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+      served++;
       if (performance.now() < from) return;
       if (status < 200 || status > 299) { non2xx++; return; }
       if (n === lat.length) { const next = new Float64Array(lat.length * 2); next.set(lat); lat = next; }
@@ -83,7 +87,7 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const sorted = lat.subarray(0, n).sort();
   return {
     tool: 'autocannon', rps: n / measuredS, p50: percentile(sorted, 50), p99: percentile(sorted, 99),
-    ok: n, non2xx, errors: res.errors + res.timeouts, durationS: measuredS,
+    ok: n, non2xx, errors: res.errors + res.timeouts, durationS: measuredS, served,
   };
 }
 
