@@ -25,7 +25,8 @@ async function setup(t: TestContext, handler: (req: IncomingMessage, res: Server
   }, true);
   const gw = await startGateway({
     server,
-    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [up.url] } } } },
+    // The concurrency cap is lifted: these tests are about connections, not the model's queue.
+    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [up.url], request_settings: { max_concurrent_requests_per_instance: 1000 } } } } },
   });
   t.after(async () => {
     await gw.close();
