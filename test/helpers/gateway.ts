@@ -119,11 +119,23 @@ export async function startUpstream(
   };
 }
 
-/** A loopback port nothing listens on (bind, then close): connections to it are refused. */
+/**
+ * A loopback address no test listens on: a port picked free there stays dead, where one on
+ * 127.0.0.1 could be taken by another test file's server running at the same time (a breaker
+ * test once got an admin listener's 404 from its "dead" instance).
+ */
+export const DEAD_HOST = '127.0.0.254';
+
+/** A port nothing listens on at {@link DEAD_HOST} (bind, then close): connections are refused. */
 export async function deadPort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => s.listen(0, DEAD_HOST, r));
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** `http://127.0.0.254:<port>` where nothing listens: an instance whose connections are refused. */
+export async function deadOrigin(): Promise<string> {
+  return `http://${DEAD_HOST}:${await deadPort()}`;
 }

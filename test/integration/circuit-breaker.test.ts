@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { config, deadPort, startGateway, startUpstream, withTestListeners, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { config, DEAD_HOST, deadPort, startGateway, startUpstream, withTestListeners, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { assertGatewayError, bearer, call, waitFor, type Reply } from '../helpers/http.ts';
 
 // A real gateway in front of a model that fails on demand and a port nothing listens on.
@@ -22,7 +22,7 @@ const doc = (deadBreaker: Record<string, unknown>): Record<string, unknown> => (
           instances: [flaky.url],
           circuit_breaker: { error_threshold_percent: 50, volume_threshold: 4, window_s: 10, reset_timeout_s: 0.5 },
         },
-        dead: { instances: [`http://127.0.0.1:${dead}`], circuit_breaker: deadBreaker },
+        dead: { instances: [`http://${DEAD_HOST}:${dead}`], circuit_breaker: deadBreaker },
       },
     },
   },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { deadPort, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { deadOrigin, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { assertGatewayError, bearer, call, waitFor } from '../helpers/http.ts';
 
 // Issue 10: readiness probes, passive ejection, the health-aware split and waiting for a
@@ -124,7 +124,7 @@ describe('passive outlier detection', () => {
   test('a dead instance is ejected after consecutive failures; its requests are retried on the others and none fails', async () => {
     a = await startUpstream('blue');
     b = await startUpstream('blue');
-    const dead = `http://127.0.0.1:${await deadPort()}`;
+    const dead = await deadOrigin();
     gw = await startGateway({
       admin: { keys: [ADMIN] },
       endpoints: {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { deadPort, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { deadOrigin, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { assertGatewayError, call, rawExchange } from '../helpers/http.ts';
 
 const KEY = 'failures-test-key';
@@ -93,7 +93,7 @@ test('time spent uploading or not reading is not counted against request_timeout
 });
 
 test('connection refused by the only instance is 502 BadGateway', async (t) => {
-  const { gw } = await setup(t, [`http://127.0.0.1:${await deadPort()}`]);
+  const { gw } = await setup(t, [await deadOrigin()]);
   const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: AUTH, body: '{}' });
   assertGatewayError(r, 502, 'BadGateway');
   assert.equal(r.headers['azureml-model-deployment'], 'blue');
@@ -102,7 +102,7 @@ test('connection refused by the only instance is 502 BadGateway', async (t) => {
 test('a refused connection is retried on the other instance: every request succeeds', async (t) => {
   const good = await upstream(t, 'good');
   // The dead port is listed first and random() is 0, so every request tries it first.
-  const { gw } = await setup(t, [`http://127.0.0.1:${await deadPort()}`, good.url]);
+  const { gw } = await setup(t, [await deadOrigin(), good.url]);
   for (let i = 0; i < 20; i++) {
     const r = await call(`${gw.url}/endpoints/cars/score`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: `{"i":${i}}` });
     assert.equal(r.status, 200, `request ${i}: ${r.body}`);

@@ -10,7 +10,7 @@ import {
   type SharedState, type SharedStateTuning,
 } from '../../../../gateway/state/shared-state.ts';
 import type { BucketDecision } from '../../../../policies/policy.ts';
-import { config, deadPort, LogCapture } from '../../../helpers/gateway.ts';
+import { config, DEAD_HOST, deadPort, LogCapture } from '../../../helpers/gateway.ts';
 import { waitFor } from '../../../helpers/http.ts';
 import { startRedis, type TestRedis } from '../../../helpers/redis.ts';
 
@@ -267,10 +267,10 @@ test('Redis down at the start: the store starts degraded, says so once, and conn
 
 test('the password in state.redis_url reaches no log line, and close() does not wait for a Redis that is gone', async (t) => {
   const port = await deadPort();
-  const s = open(t, `redis://switchyard:s3cret-pw@127.0.0.1:${port}`);
+  const s = open(t, `redis://switchyard:s3cret-pw@${DEAD_HOST}:${port}`);
   await s.state.settled;
   assert.equal(lines(s, ENTER).length, 1);
-  assert.equal(lines(s, ENTER)[0]!.redis, `127.0.0.1:${port}`);
+  assert.equal(lines(s, ENTER)[0]!.redis, `${DEAD_HOST}:${port}`);
   assert.ok(s.logs.raw.every((l) => !l.includes('s3cret-pw')), s.logs.raw.join('\n'));
   const { ms } = await timed(s.state.close());
   assert.ok(ms < 50, `closed in ${ms.toFixed(1)} ms`);
