@@ -61,9 +61,9 @@ export interface SwitchyardVariant {
  */
 const REQUEST_SETTINGS = { max_concurrent_requests_per_instance: 128, request_timeout_ms: 10_000 };
 
-/** The key-authenticated endpoint of `switchyard`, plus `extra` endpoint settings. */
-function keyEndpoint(backendUrl: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const deployment = { instances: [backendUrl], request_settings: REQUEST_SETTINGS };
+/** The key-authenticated endpoint of `switchyard`, plus `extra` endpoint and deployment settings. */
+function keyEndpoint(backendUrl: string, extra: Record<string, unknown> = {}, deploymentExtra: Record<string, unknown> = {}): Record<string, unknown> {
+  const deployment = { instances: [backendUrl], request_settings: REQUEST_SETTINGS, ...deploymentExtra };
   return {
     auth_mode: 'key',
     keys: { primary: BENCH_KEY },
@@ -120,6 +120,23 @@ export const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
     },
   },
   // `switchyard` with a per-endpoint rate limit, in process.
+  // Health checks on every instance: a readiness probe each second and outlier detection on
+  // every attempt. Probes are off the request path; outlier detection is a field write per
+  // attempt. Issue 10's target: ≥ 0.97x of `switchyard`.
+  {
+    name: 'switchyard-probes',
+    setup: async (backendUrl) => ({
+      config: {
+        endpoints: {
+          bench: keyEndpoint(backendUrl, {}, {
+            readiness_probe: { path: '/ready', period: 1, timeout: 1 },
+            outlier_detection: { consecutive_failures: 5, base_ejection_time_s: 30 },
+          }),
+        },
+      },
+      headers: { authorization: `Bearer ${BENCH_KEY}` },
+    }),
+  },
   {
     name: 'switchyard-ratelimit',
     setup: async (backendUrl) => ({

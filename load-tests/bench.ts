@@ -102,12 +102,14 @@ const M_DELAY = a['modest-delay-ms'] !== undefined ? Number(a['modest-delay-ms']
  */
 type Measured = LoadResult & { cpuUsPerReq?: number; rssMiB?: number; counterPerReq?: number };
 
-/** Issue 9's rate-limit targets (req/s ratios): [numerator, denominator, at least]. */
+/** Targets on features' cost (req/s ratios): [numerator, denominator, at least]. */
 const RATE_LIMIT_TARGETS: readonly (readonly [string, string, number])[] = [
   ['switchyard-ratelimit', 'switchyard', 0.95],
   ['switchyard-ratelimit-redis', 'switchyard-ratelimit', 0.8],
+  ['switchyard-probes', 'switchyard', 0.97],
 ];
-const isRateLimit = (name: string): boolean => name.startsWith('switchyard-ratelimit');
+/** Variants that measure one feature's cost: compared with `switchyard` only, not with the baselines. */
+const isRateLimit = (name: string): boolean => name.startsWith('switchyard-ratelimit') || name === 'switchyard-probes';
 /** `--targets a,b`: only these rows (and `direct`, the reference of every ratio). */
 const ONLY = a.targets?.split(',').map((n) => n.trim()).filter((n) => n !== '');
 const wanted = (name: string): boolean => !ONLY || name === 'direct' || ONLY.includes(name);
