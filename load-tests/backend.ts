@@ -6,7 +6,7 @@
  *
  *   node load-tests/backend.ts --port 5001 [--host 127.0.0.1]
  */
-import { createServer } from 'node:http';
+import { serveBackend } from './backend-server.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -44,18 +44,4 @@ function onRequest(req: IncomingMessage, res: ServerResponse): void {
 
 function noop(): void {}
 
-const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
-server.headersTimeout = 66_000;
-server.listen(Number(values.port), values.host, () => {
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : values.port;
-  process.stdout.write(`backend listening on http://${values.host}:${port} (${BODY.length}-byte answers)\n`);
-});
-
-function stop(): void {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 1000).unref();
-}
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveBackend(onRequest, values.host, Number(values.port), (url) => `backend listening on ${url} (${BODY.length}-byte answers)`);

@@ -13,7 +13,7 @@
  *
  *   node load-tests/model-backend.ts --port 5002 [--workers 4] [--service-ms 20]
  */
-import { createServer } from 'node:http';
+import { serveBackend } from './backend-server.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -120,18 +120,4 @@ function onRequest(req: IncomingMessage, res: ServerResponse): void {
 
 function noop(): void {}
 
-const server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
-server.headersTimeout = 66_000;
-server.listen(Number(values.port), values.host, () => {
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : values.port;
-  process.stdout.write(`model backend on http://${values.host}:${port}: ${WORKERS} workers x ${SERVICE_MS} ms\n`);
-});
-
-function stop(): void {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-  setTimeout(() => process.exit(0), 1000).unref();
-}
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveBackend(onRequest, values.host, Number(values.port), (url) => `model backend on ${url}: ${WORKERS} workers x ${SERVICE_MS} ms`);

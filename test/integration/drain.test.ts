@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { startGateway, startUpstream } from '../helpers/gateway.ts';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { bearer, call, waitFor } from '../helpers/http.ts';
 
 // A drain (SIGTERM, or the old process of a rolling restart) refuses new connections but
@@ -25,6 +25,19 @@ async function readResponse(sock: Socket): Promise<{ status: number; head: strin
   }
 }
 
+/** A gateway in front of `model`, and one keep-alive connection to it that served one request. */
+async function connected(model: TestUpstream): Promise<{ gw: TestGateway; port: number; sock: Socket }> {
+  const gw = await startGateway({ endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [model.url] } } } } });
+  const port = gw.gw.addresses.public.port;
+  const sock = connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  sock.write(request(port));
+  const first = await readResponse(sock);
+  assert.equal(first.status, 200);
+  assert.doesNotMatch(first.head, /connection: close/i, 'keep-alive before the drain');
+  return { gw, port, sock };
+}
+
 const request = (port: number) => `POST /endpoints/cars/score HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
 
 test('while draining, a request on an open keep-alive connection is served and its response closes the connection', async () => {
@@ -34,16 +47,8 @@ test('while draining, a request on an open keep-alive connection is served and i
     if (req.url === '/hold') held.push(answer);
     else answer();
   });
-  const gw = await startGateway({ endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [model.url] } } } } });
-  const port = gw.gw.addresses.public.port;
-  const sock = connect(port, '127.0.0.1');
-  await once(sock, 'connect');
+  const { gw, port, sock } = await connected(model);
   try {
-    sock.write(request(port));
-    const first = await readResponse(sock);
-    assert.equal(first.status, 200);
-    assert.doesNotMatch(first.head, /connection: close/i, 'keep-alive before the drain');
-
     // A request in flight keeps the drain going.
     const inFlight = call(`${gw.url}/endpoints/cars/hold`, { body: '{}', headers: bearer(KEY) });
     await waitFor(() => held.length === 1, 'the held request to reach the model');
@@ -70,13 +75,8 @@ test('while draining, a request on an open keep-alive connection is served and i
 
 test('while draining, a connection left idle is closed after a second, not at once', async () => {
   const model = await startUpstream('blue');
-  const gw = await startGateway({ endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [model.url] } } } } });
-  const port = gw.gw.addresses.public.port;
-  const sock = connect(port, '127.0.0.1');
-  await once(sock, 'connect');
+  const { gw, sock } = await connected(model);
   try {
-    sock.write(request(port));
-    assert.equal((await readResponse(sock)).status, 200);
     const started = Date.now();
     const drained = gw.gw.shutdown();
     await once(sock, 'close');
