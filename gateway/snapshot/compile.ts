@@ -8,6 +8,7 @@ import type { Policy, PolicyDeps, PolicyFactory, PolicyScope } from '../../polic
 import { OutlierDetector } from '../health/outlier.ts';
 import type { InstanceHealth } from '../health/health-registry.ts';
 import { SmoothWeightedSplit } from '../routing/split.ts';
+import { StickySplit } from '../routing/sticky.ts';
 import type { Instance, InstanceRegistry } from '../upstream/instance.ts';
 import { checkSpoolRoot } from '../upstream/spool.ts';
 
@@ -61,6 +62,8 @@ export interface CompiledEndpoint {
   readonly spilled: (from: string, to: string) => void;
   /** The longest `max_queue_wait_ms` of the deployments with traffic: how long a request waits for any to be ready. */
   readonly queueWaitMs: number;
+  /** `sticky`: callers that send its header keep one deployment. */
+  readonly sticky: StickySplit | undefined;
 }
 
 /**
@@ -153,6 +156,7 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
     spill,
     spilled: (from: string, to: string) => events.spilled(name, from, to),
     queueWaitMs,
+    sticky: ep.sticky ? new StickySplit(ep.traffic, ep.sticky.header) : undefined,
   });
 }
 
