@@ -12,7 +12,7 @@ import { keyDigest } from './key-digest.ts';
 import type { GatewayConfig } from './schema.ts';
 
 /** Endpoint keys not enforced yet. */
-export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare', 'sticky'] as const;
+export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare'] as const;
 
 export const NOT_ENFORCED = 'accepted but not enforced by this version';
 

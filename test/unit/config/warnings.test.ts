@@ -68,7 +68,6 @@ test('the SPEC §2 example loads, and every key not enforced yet warns', () => {
     'endpoints.cars.mirror_compare',
     'endpoints.cars.mirror_max_body_bytes',
     'endpoints.cars.mirror_traffic',
-    'endpoints.cars.sticky',
   ].map((p) => `${p}: ${NOT}`).sort());
 });
 
@@ -111,5 +110,9 @@ test('notEnforcedWarnings is safe on any document', () => {
   for (const d of [null, undefined, 'text', 42, [], { endpoints: 'x' }, { endpoints: { a: null, b: { deployments: [1] } } }, { state: null }]) {
     assert.deepEqual(notEnforcedWarnings(d), []);
   }
-  assert.deepEqual(notEnforcedWarnings({ endpoints: { a: { sticky: { header: 'x' } } } }), [`endpoints.a.sticky: ${NOT}`]);
+  assert.deepEqual(notEnforcedWarnings({ endpoints: { a: { mirror_traffic: { b: 10 } } } }), [`endpoints.a.mirror_traffic: ${NOT}`]);
+});
+
+test('sticky is enforced (issue 11), so it no longer warns', () => {
+  assert.deepEqual(notEnforcedWarnings({ endpoints: { a: { sticky: { header: 'x-user-id' } } } }), []);
 });
