@@ -42,6 +42,11 @@ export interface Comparison {
   readonly outcome: 'agree' | 'disagree' | 'error' | 'timeout' | 'not_compared';
   /** For JSON answers that differ: the fields (noisy ones included; the caller filters). */
   readonly diffs: readonly FieldDiff[];
+  /**
+   * More fields differed than `diffs` could hold (compare.ts: MAX_FIELD_DIFFS), so the set of
+   * differing fields is incomplete: noise cancellation then never turns it into an agreement.
+   */
+  readonly truncated?: boolean | undefined;
   /** Why `not_compared` (over the cap, incomplete stream, live failed…), for the report. */
   readonly reason?: string | undefined;
 }

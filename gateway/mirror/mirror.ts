@@ -1,0 +1,233 @@
+import type { EndpointConfig } from '../../config/schema.ts';
+import type { Outcome } from '../../policies/policy.ts';
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { upstreamPath } from '../routing/route.ts';
+import type { CompiledDeployment } from '../snapshot/deployment.ts';
+import type { AttemptRequest, AttemptResult } from '../upstream/attempt.ts';
+import { Forward, type ForwardOwner } from '../upstream/forward.ts';
+import type { Instance } from '../upstream/instance.ts';
+import type { Sink } from '../upstream/sink.ts';
+import { CaptureSink, TeeSink } from './capture.ts';
+import { compareAnswers } from './compare.ts';
+import { NoiseModel } from './noise.ts';
+import { disagreementLogLine, MirrorStats } from './report.ts';
+import type { CapturedAnswer, Comparison, MirrorOutcome } from './types.ts';
+
+/** What the mirror needs from the gateway around it; all of it outlives a snapshot. */
+export interface MirrorDeps {
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly random: () => number;
+}
+
+/**
+ * What the mirror sees of a live exchange: its response (as a sink to tee), where its path
+ * goes, which instance it went to, and its end. (Not the Exchange itself: the snapshot,
+ * which the exchange holds, holds the mirror.)
+ */
+export interface MirroredExchange extends Sink {
+  readonly upstreamPath: string;
+  readonly instance: string | undefined;
+  after(fn: (o: Outcome) => void): void;
+}
+
+/** Every this-many mirrored requests, one also gets a second live copy (noise baseline). */
+const NOISE_EVERY = 10;
+/** At most one disagreement log line per endpoint this often. */
+const LOG_EVERY_MS = 10_000;
+
+/** The answer of a forward that only captures (a shadow, or a second live copy). */
+class CaptureCall implements ForwardOwner {
+  attempt: ForwardOwner['attempt'];
+  instance: string | undefined;
+  connectFailed = false;
+  readonly sink: CaptureSink;
+  readonly #done: (a: CapturedAnswer) => void;
+
+  constructor(cap: number, done: (a: CapturedAnswer) => void) {
+    this.sink = new CaptureSink(cap);
+    this.#done = done;
+  }
+
+  forwarded(r: AttemptResult): void {
+    const copy = this.sink.copy;
+    if (r.kind === 'error') {
+      copy.end(false);
+      this.#done(copy.answer(r.error.code === 'GatewayTimeout' ? 'timeout' : 'error'));
+    } else if (!r.complete) {
+      this.#done(copy.answer(r.cut === 'upstream_timeout' ? 'timeout' : 'error'));
+    } else {
+      this.#done(copy.answer());
+    }
+  }
+}
+
+/** One mirrored request's answers, settled once all have come. */
+class Pending {
+  live: CapturedAnswer | undefined;
+  shadow: CapturedAnswer | undefined;
+  /** A second live answer, when this request feeds the noise baseline. */
+  baseline: CapturedAnswer | undefined;
+  waiting: number;
+
+  constructor(waiting: number) {
+    this.waiting = waiting;
+  }
+}
+
+/**
+ * Shadow traffic for one endpoint (SPEC `mirror_traffic`): a deterministic share of the
+ * requests that reach a live deployment by the split (never pinned ones) is copied to the
+ * shadow deployment, with `x-shadow-request: 1` and the shadow's own timeout. The client's
+ * response never waits for the copy and never sees it; its answer is compared with the
+ * live one (captured by a tee, up to `mirror_max_body_bytes`, without delaying the client).
+ *
+ * Safety: only bodies already in memory and within `mirror_max_body_bytes` are copied
+ * (`skipped_body` otherwise); at most `mirror_max_in_flight` copies are out at once
+ * (`skipped_budget` otherwise), each holding at most two capped answers, so a slow or
+ * dead shadow grows neither memory nor live latency.
+ *
+ * Kept in the state registry by endpoint and mirror settings: a reload that keeps them
+ * keeps the sampling position and the report ("since the mirror was set").
+ */
+export class Mirror {
+  readonly endpoint: string;
+  readonly percent: number;
+  readonly stats: MirrorStats;
+  readonly #deps: MirrorDeps;
+  readonly #noise: NoiseModel | undefined;
+  #shadow: CompiledDeployment;
+  #cap: number;
+  #budget: number;
+  #tolerance: number;
+  /** Sampling accumulator: +percent per request, a copy each time it reaches 100. */
+  #acc = 0;
+  #mirrored = 0;
+  #inFlight = 0;
+  #lastLog = 0;
+
+  constructor(endpoint: string, shadow: string, percent: number, noiseBaseline: boolean, deps: MirrorDeps) {
+    this.endpoint = endpoint;
+    this.percent = percent;
+    this.#deps = deps;
+    this.#noise = noiseBaseline ? new NoiseModel() : undefined;
+    this.stats = new MirrorStats(deps.clock, { endpoint, deployment: shadow, percent });
+    // Set by configure() before first use.
+    this.#shadow = undefined as unknown as CompiledDeployment;
+    this.#cap = 0;
+    this.#budget = 0;
+    this.#tolerance = 0;
+  }
+
+  /** Apply a compiled snapshot's view: the shadow deployment and the limits. */
+  configure(shadow: CompiledDeployment, ep: EndpointConfig): void {
+    this.#shadow = shadow;
+    this.#cap = ep.mirror_max_body_bytes;
+    this.#budget = ep.mirror_max_in_flight;
+    this.#tolerance = ep.mirror_compare?.number_tolerance ?? 1e-6;
+  }
+
+  get shadow(): string {
+    return this.#shadow.name;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Decide for one live request about to be forwarded to `live`: nothing (the client's own
+   * response is the sink), or a copy to the shadow (the returned tee is the live sink).
+   */
+  plan(ex: MirroredExchange, live: CompiledDeployment, request: AttemptRequest): Sink {
+    this.#acc += this.percent;
+    if (this.#acc < 100) return ex;
+    this.#acc -= 100;
+    const body = request.body;
+    const size = body === null ? 0 : Buffer.isBuffer(body) ? body.length : Array.isArray(body) ? chunkListLength(body) : -1;
+    if (size < 0 || size > this.#cap) return this.#skip('skipped_body'), ex;
+    if (this.#inFlight >= this.#budget) return this.#skip('skipped_budget'), ex;
+    const baseline = this.#noise !== undefined && this.#mirrored % NOISE_EVERY === 0;
+    // The baseline's second live copy counts against the same budget.
+    if (baseline && this.#inFlight + 2 > this.#budget) return this.#skip('skipped_budget'), ex;
+    this.#mirrored++;
+    this.#inFlight += baseline ? 2 : 1;
+    const pending = new Pending(baseline ? 3 : 2);
+    const tee = new TeeSink(ex, this.#cap);
+    ex.after((o: Outcome) => {
+      const failed = o.error !== undefined || o.termination !== 'completed';
+      pending.live = tee.copy.answer(failed ? (o.termination === 'upstream_timeout' ? 'timeout' : 'error') : undefined);
+      this.#arrived(pending, baseline);
+    });
+    const shadowRequest: AttemptRequest = {
+      method: request.method,
+      path: upstreamPath(ex.upstreamPath, this.#shadow.scoringRoute),
+      headers: [...request.headers, 'x-shadow-request', '1'],
+      body,
+      timeoutMs: this.#shadow.timeoutMs,
+      sendTimeoutMs: request.sendTimeoutMs,
+    };
+    const shadow = this.#shadow;
+    // Sent once the live request is on its way (and its instance known): live goes first.
+    queueMicrotask(() => {
+      this.#send(shadow, shadowRequest, undefined, (a) => {
+        this.#inFlight--;
+        pending.shadow = a;
+        this.#arrived(pending, baseline);
+      });
+      if (!baseline) return;
+      const again: AttemptRequest = { ...request, headers: [...request.headers, 'x-shadow-request', '1'] };
+      // Another instance than the live one, when there is one: the noise of the model, not of one process.
+      this.#send(live, again, live.instances.find((i) => i.origin === ex.instance), (a) => {
+        this.#inFlight--;
+        pending.baseline = a;
+        this.#arrived(pending, baseline);
+      });
+    });
+    return tee;
+  }
+
+  #send(d: CompiledDeployment, request: AttemptRequest, avoid: Instance | undefined, done: (a: CapturedAnswer) => void): void {
+    const call = new CaptureCall(this.#cap, done);
+    new Forward(call, call.sink, d, request, this.#deps.clock, this.#deps.random, avoid).start();
+  }
+
+  #skip(outcome: 'skipped_body' | 'skipped_budget'): void {
+    this.stats.skipped(outcome);
+    this.#count(outcome);
+  }
+
+  #count(outcome: MirrorOutcome): void {
+    this.#deps.metrics.mirrorRequests.inc({ endpoint: this.endpoint, deployment: this.#shadow.name, outcome });
+  }
+
+  #arrived(p: Pending, baseline: boolean): void {
+    if (--p.waiting > 0) return;
+    const live = p.live!;
+    const shadow = p.shadow!;
+    if (baseline && p.baseline && this.#noise) this.#noise.learn(live, p.baseline, this.#tolerance);
+    const cmp = compareAnswers(live, shadow, { numberTolerance: this.#tolerance });
+    const outcome = this.stats.record({ comparison: cmp, liveLatencyMs: live.latencyMs, shadowLatencyMs: shadow.latencyMs, shadowStatus: shadow.status }, this.#noise);
+    this.#count(outcome);
+    if (live.failure === undefined && shadow.failure === undefined) {
+      this.#deps.metrics.mirrorLatencyDelta.observe({ endpoint: this.endpoint, deployment: this.#shadow.name }, (shadow.latencyMs - live.latencyMs) / 1000);
+    }
+    if (outcome === 'disagree') this.#logDisagreement(cmp);
+  }
+
+  #logDisagreement(cmp: Comparison): void {
+    const now = this.#deps.clock();
+    if (now - this.#lastLog < LOG_EVERY_MS) return;
+    this.#lastLog = now;
+    this.#deps.log.info({ endpoint: this.endpoint, deployment: this.#shadow.name, ...disagreementLogLine(cmp, this.#noise) }, 'shadow answer disagrees');
+  }
+}
+
+function chunkListLength(chunks: readonly Buffer[]): number {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  return n;
+}
