@@ -129,7 +129,10 @@ export const endpointSchema = z.strictObject({
   allowed_networks: z.array(cidr).optional(),
   traffic: z.record(z.string(), z.number().int().min(0).max(100)).default({}),
   mirror_traffic: z.record(z.string(), z.number().int().min(0).max(50)).default({}),
-  mirror_max_body_bytes: z.number().int().min(0).default(1_048_576),
+  mirror_max_body_bytes: z.number().int().min(0).default(1_048_576)
+    .describe('requests with larger bodies are not mirrored; live and shadow answers are compared up to this size'),
+  mirror_max_in_flight: z.number().int().min(1).default(100)
+    .describe('mirrored copies out at once; past it a copy is skipped (beyond SPEC)'),
   mirror_compare: z.strictObject({
     noise_baseline: z.boolean().default(false).describe("learn live's own noise"),
     number_tolerance: z.number().min(0).default(1e-6),

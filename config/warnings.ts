@@ -1,43 +1,11 @@
 /**
- * Settings the schema accepts (so a SPEC §2 config loads) but this version does not act
- * on yet. Each one the user actually wrote gets a warning at load and in `validate`, until
- * the issue that implements it removes it from these lists. Works on the raw document:
- * zod fills defaults in (every deployment "has" `max_queue_wait_ms: 500`), so the parsed
- * config cannot tell a written key from a default one.
- *
- * Also weak keys ({@link keyWarnings}): warned about at load and in `validate`, by path.
+ * Weak keys ({@link keyWarnings}): warned about at load and in `validate`, by path. (Every
+ * SPEC §2 setting is enforced now; the list of settings accepted but not yet acted on that
+ * lived here is gone with the last of them.)
  */
 
 import { keyDigest } from './key-digest.ts';
 import type { GatewayConfig } from './schema.ts';
-
-/** Endpoint keys not enforced yet. */
-export const ENDPOINT_KEYS = ['mirror_traffic', 'mirror_max_body_bytes', 'mirror_compare'] as const;
-
-export const NOT_ENFORCED = 'accepted but not enforced by this version';
-
-function obj(v: unknown): Record<string, unknown> | undefined {
-  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
-function written(o: Record<string, unknown> | undefined, key: string): boolean {
-  return o !== undefined && Object.hasOwn(o, key) && o[key] !== undefined && o[key] !== null;
-}
-
-/**
- * `endpoints.cars.rate_limit: accepted but not enforced by this version`, one per key the
- * document sets. Safe on any input (an invalid document gets the warnings it can).
- */
-export function notEnforcedWarnings(doc: unknown): string[] {
-  const root = obj(doc);
-  const out: string[] = [];
-  for (const [name, raw] of Object.entries(obj(root?.endpoints) ?? {})) {
-    const ep = obj(raw);
-    const at = `endpoints.${name}`;
-    for (const k of ENDPOINT_KEYS) if (written(ep, k)) out.push(`${at}.${k}: ${NOT_ENFORCED}`);
-  }
-  return out;
-}
 
 /** Shorter literal keys are warned about (not refused: a test setup may want them). */
 export const MIN_KEY_LENGTH = 16;

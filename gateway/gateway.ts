@@ -88,7 +88,8 @@ export class Gateway {
     };
     const current = (): Snapshot => this.store.current;
     const health = healthEvents(this.metrics, this.log, this.instances.health, current, clock);
-    this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps, health }, this.state, this.log);
+    const mirror = { metrics: this.metrics, log: this.log, clock, random: opts.random ?? Math.random };
+    this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps, health, mirror }, this.state, this.log);
     publishInstanceReady(this.metrics, current, clock);
     this.#readyWaiters = new ReadyWaiters(this.instances.health, deadlines);
     this.probers = new Probers(clock, this.log);

@@ -40,7 +40,7 @@ const NO_READY = new GatewayError('NoReadyInstance');
 /**
  * The invocation data path, one walk, each step once and in order:
  *
- *   route → endpoint policies → select deployment → body → deployment policies → (mirror) → forward
+ *   route → endpoint policies → select deployment → body → deployment policies → mirror → forward
  *
  * No step calls back into an earlier one; the only way back is the exchange's after-hooks,
  * which are data. The walk stays synchronous until a policy returns a promise.
@@ -121,7 +121,7 @@ export class Handler {
   #afterStage(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment | undefined, v: Verdict): void {
     if (v.kind === 'reject') return ex.fail(v.error, v.reason);
     if (ex.res.destroyed) return;
-    if (deployment) return this.#forward(ex, deployment);
+    if (deployment) return this.#forward(ex, endpoint, deployment);
     this.#choose(ex, endpoint, undefined);
   }
 
@@ -159,12 +159,11 @@ export class Handler {
   }
 
   #deploymentStage(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment): void {
-    if (deployment.policies.length === 0) return this.#forward(ex, deployment);
+    if (deployment.policies.length === 0) return this.#forward(ex, endpoint, deployment);
     this.#policies(ex, endpoint, deployment);
   }
 
-  #forward(ex: Exchange, deployment: CompiledDeployment): void {
-    // The mirror plan slots in here: it sees the chosen deployment and whether it was pinned.
+  #forward(ex: Exchange, endpoint: CompiledEndpoint, deployment: CompiledDeployment): void {
     const req = ex.req;
     const body = ex.body;
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection, forwardedFor(ex));
@@ -184,7 +183,11 @@ export class Handler {
       timeoutMs: deployment.timeoutMs,
       sendTimeoutMs: ex.snapshot.sendTimeoutMs,
     };
-    new Forward(ex, ex, deployment, request, this.#deps.clock, this.#deps.random).start();
+    // A split request (never a pinned one) may be copied to the shadow: then the live
+    // answer goes through a tee that keeps a capped copy for the comparison.
+    const mirror = endpoint.mirror;
+    const sink = mirror !== undefined && !ex.pinned ? mirror.plan(ex, deployment, request) : ex;
+    new Forward(ex, sink, deployment, request, this.#deps.clock, this.#deps.random).start();
   }
 
   #internal(ex: Exchange, err: unknown): void {

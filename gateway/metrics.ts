@@ -106,6 +106,19 @@ export class Metrics implements PolicyGauges {
     labelNames: ['endpoint', 'from', 'to'] as const,
     registers: [this.registry],
   });
+  readonly mirrorRequests = new Counter({
+    name: 'switchyard_mirror_requests_total',
+    help: 'Mirrored (shadow) requests by how they ended: agree, disagree, error, timeout, not_compared, skipped_budget, skipped_body.',
+    labelNames: ['endpoint', 'deployment', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly mirrorLatencyDelta = new Histogram({
+    name: 'switchyard_mirror_latency_delta_seconds',
+    help: 'Shadow latency minus live latency for the same mirrored request (negative: the shadow was faster).',
+    labelNames: ['endpoint', 'deployment'] as const,
+    buckets: [-5, -2.5, -1, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, 0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
   readonly stateDegraded = new Gauge({
     name: 'switchyard_state_degraded',
     help: '1 while the shared state (Redis) is unavailable and limits follow state.on_redis_error.',

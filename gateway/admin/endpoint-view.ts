@@ -1,6 +1,5 @@
 import type { Snapshot } from '../snapshot/compile.ts';
 import type { EndpointConfig } from '../../config/schema.ts';
-import { ENDPOINT_KEYS } from '../../config/warnings.ts';
 
 /** An endpoint's config with secrets redacted: key values become `"<redacted>"` (presence only). */
 export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
@@ -12,22 +11,6 @@ export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
       ...(ep.keys.secondary !== undefined ? { secondary: '<redacted>' } : {}),
     },
   };
-}
-
-/**
- * Settings of an endpoint's config this version accepts but does not enforce yet (they arrive
- * with their own issues). Defaults fill some of them in, so the view says which, rather than
- * showing a queue limit as if it were active.
- */
-function notEnforced(cfg: EndpointConfig): string[] {
-  const out: string[] = [];
-  // The same lists the loader warns from. A section the config holds is listed when it says
-  // something (an empty `mirror_traffic: {}` does not).
-  for (const k of ENDPOINT_KEYS) {
-    const v = cfg[k] as unknown;
-    if (typeof v === 'object' && v !== null && Object.keys(v).length > 0) out.push(k);
-  }
-  return out;
 }
 
 /** Config plus the live state of every instance (SPEC §5). */
@@ -54,5 +37,5 @@ export function endpointView(snap: Snapshot, name: string, now: number): unknown
       }),
     };
   }
-  return { name, config: redactEndpoint(cfg), not_enforced_by_this_version: notEnforced(cfg), state: { deployments } };
+  return { name, config: redactEndpoint(cfg), state: { deployments } };
 }

@@ -62,6 +62,16 @@ export function adminRoutes(deps: AdminRouteDeps): AdminRoute[] {
         return { status: 200, body: endpointView(snap, name, deps.now()), headers: { etag: `"${configVersion(snap.config.endpoints[name])}"` } };
       },
     },
+    {
+      // The shadow report (SPEC §5): since the mirror was set, what was mirrored and skipped,
+      // how often the shadow agreed, where it differs most, latency and errors.
+      method: 'GET', pattern: '/admin/endpoints/:name/mirror', auth: true, handle: (call) => {
+        const { snap, name } = endpointOf(deps, call);
+        const mirror = snap.endpoints.get(name)?.mirror;
+        if (!mirror) throw new GatewayError('NotFound', `Endpoint ${name} has no mirror_traffic.`);
+        return { status: 200, body: { ...mirror.stats.report(), in_flight: mirror.inFlight }, headers: { 'cache-control': 'no-store' } };
+      },
+    },
     { method: 'PUT', pattern: '/admin/endpoints/:name', auth: true, handle: notYet },
     { method: 'PATCH', pattern: '/admin/endpoints/:name', auth: true, handle: notYet },
     { method: 'DELETE', pattern: '/admin/endpoints/:name', auth: true, handle: notYet },

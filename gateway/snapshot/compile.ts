@@ -9,7 +9,8 @@ import { OutlierDetector } from '../health/outlier.ts';
 import type { InstanceHealth } from '../health/health-registry.ts';
 import { SmoothWeightedSplit } from '../routing/split.ts';
 import { StickySplit } from '../routing/sticky.ts';
-import type { Instance, InstanceRegistry } from '../upstream/instance.ts';
+import { Mirror, type MirrorDeps } from '../mirror/mirror.ts';
+import type { InstanceRegistry } from '../upstream/instance.ts';
 import { checkSpoolRoot } from '../upstream/spool.ts';
 
 /** How request bodies are read: from the `server` settings. */
@@ -26,25 +27,8 @@ export interface BodyLimits {
   readonly spoolDir: string | undefined;
 }
 
-/** A deployment as the request path needs it. */
-export interface CompiledDeployment {
-  readonly name: string;
-  readonly instances: readonly Instance[];
-  readonly scoringRoute: string;
-  readonly timeoutMs: number;
-  /** Deployment-stage policies, in order (empty when none applies). */
-  readonly policies: readonly Policy[];
-  /** Passive outlier detection, when the deployment asks for it. */
-  readonly outlier: OutlierDetector | undefined;
-  /** `max_queue_wait_ms`: how long a request may wait for a ready instance (or a slot). */
-  readonly queueWaitMs: number;
-}
-
-/** One of `instances` takes traffic at `now` (stops at the first: one check when healthy). */
-export function hasReadyInstance(d: CompiledDeployment, now: number): boolean {
-  for (const i of d.instances) if (i.takesTraffic(now)) return true;
-  return false;
-}
+export { hasReadyInstance, type CompiledDeployment } from './deployment.ts';
+import type { CompiledDeployment } from './deployment.ts';
 
 /** An endpoint as the request path needs it: policies in order, deployments, the split. */
 export interface CompiledEndpoint {
@@ -64,6 +48,8 @@ export interface CompiledEndpoint {
   readonly queueWaitMs: number;
   /** `sticky`: callers that send its header keep one deployment. */
   readonly sticky: StickySplit | undefined;
+  /** `mirror_traffic`: a share of split requests copied to the shadow deployment. */
+  readonly mirror: Mirror | undefined;
 }
 
 /**
@@ -93,6 +79,7 @@ export interface CompileDeps {
   readonly instances: InstanceRegistry;
   readonly policy: PolicyDeps;
   readonly health: HealthEvents;
+  readonly mirror: MirrorDeps;
 }
 
 /** Where health events go (metrics and logs): they outlive any one snapshot. */
@@ -150,6 +137,7 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
   const events = deps.health;
   return Object.freeze({
     name,
+    mirror: mirrorOf(name, ep, deployments, deps),
     policies: policiesFor(ENDPOINT_POLICIES, scope, deps.policy),
     deployments,
     split,
@@ -158,6 +146,21 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
     queueWaitMs,
     sticky: ep.sticky ? new StickySplit(ep.traffic, ep.sticky.header) : undefined,
   });
+}
+
+/**
+ * The endpoint's mirror, kept in the state registry by its settings (a reload that keeps
+ * them keeps the sampling position and the report), or undefined without `mirror_traffic`.
+ */
+function mirrorOf(name: string, ep: EndpointConfig, deployments: ReadonlyMap<string, CompiledDeployment>, deps: CompileDeps): Mirror | undefined {
+  const target = Object.entries(ep.mirror_traffic).find(([, p]) => p > 0);
+  const shadow = target && deployments.get(target[0]);
+  if (!target || !shadow) return undefined;
+  const noise = ep.mirror_compare?.noise_baseline ?? false;
+  const key = `mirror:${name}:${target[0]}:${target[1]}:${noise}`;
+  const mirror = deps.policy.state.get(key, () => new Mirror(name, target[0], target[1], noise, deps.mirror));
+  mirror.configure(shadow, ep);
+  return mirror;
 }
 
 /**

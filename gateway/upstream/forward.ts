@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import { GatewayError } from '../errors.ts';
-import type { CompiledDeployment } from '../snapshot/compile.ts';
+import type { CompiledDeployment } from '../snapshot/deployment.ts';
 import { Attempt, type AttemptListener, type AttemptRequest, type AttemptResult } from './attempt.ts';
 import type { OutlierDetector } from '../health/outlier.ts';
 import type { Instance } from './instance.ts';
@@ -41,18 +41,24 @@ export class Forward implements AttemptListener {
   #tried: Instance[] | undefined;
   #current: Instance | undefined;
   #attempt: Attempt | undefined;
+  /** An instance to go to only when no other is ready (a second live copy for the noise baseline). */
+  readonly #avoid: readonly Instance[] | undefined;
 
-  constructor(owner: ForwardOwner, sink: Sink, deployment: CompiledDeployment, request: AttemptRequest, clock: Clock, random: () => number) {
+  constructor(owner: ForwardOwner, sink: Sink, deployment: CompiledDeployment, request: AttemptRequest, clock: Clock, random: () => number, avoid?: Instance) {
     this.#owner = owner;
     this.#sink = sink;
     this.#deployment = deployment;
     this.#request = request;
     this.#clock = clock;
     this.#random = random;
+    this.#avoid = avoid !== undefined && deployment.instances.length > 1 ? [avoid] : undefined;
   }
 
   start(): void {
-    const instance = pickInstance(this.#deployment.instances, this.#clock(), this.#random, this.#tried);
+    const instances = this.#deployment.instances;
+    const now = this.#clock();
+    let instance = pickInstance(instances, now, this.#random, this.#tried ?? this.#avoid);
+    if (!instance && !this.#tried && this.#avoid) instance = pickInstance(instances, now, this.#random);
     if (!instance) {
       this.#owner.forwarded({ kind: 'error', error: this.#tried ? REFUSED : NO_READY, connectFailed: this.#tried !== undefined });
       return;

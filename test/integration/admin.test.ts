@@ -199,10 +199,3 @@ test('one access line per admin call: who, what, status; failed logins too; neve
   assert.ok(!all.includes(WRONG), 'the presented wrong credential is in no log line');
   assert.ok(!all.includes(ADMIN), 'the admin key is in no log line');
 });
-
-test('the endpoint view says which settings this version does not enforce (the queue settings are enforced now)', async () => {
-  const r = await call(`${gw.adminUrl}/admin/endpoints/cars`, { headers: bearer(ADMIN) });
-  assert.equal(r.status, 200);
-  const view = r.json<{ not_enforced_by_this_version: string[] }>();
-  assert.deepEqual(view.not_enforced_by_this_version, []);
-});

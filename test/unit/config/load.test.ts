@@ -217,11 +217,11 @@ test('schema and cross-field problems are listed together, in one run', async ()
   assert.equal(r.lines.length, 4, r.lines.join('\n'));
 });
 
-test('validate prints what is accepted but not enforced', async () => {
+test('validate prints warnings (a short key) and still exits 0; every SPEC setting is enforced', async () => {
   const r = await validate(GOOD);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /^warning: endpoints\.cars\.mirror_traffic: accepted but not enforced by this version$/m);
-  assert.doesNotMatch(r.stderr, /readiness_probe/, 'probes are enforced now');
+  assert.match(r.stderr, /^warning: endpoints\.cars\.keys\.primary: shorter than 16 characters/m);
+  assert.doesNotMatch(r.stderr, /not enforced/);
 });
 
 // Trial of issue 7, finding 1: a stray `?` before a key line makes the key's collection a map
@@ -368,5 +368,5 @@ test('validate checks every file: a result line each, non-zero if any fails', as
   assert.equal(r.stdout, `${good}: ok (1 endpoints)\n`);
   assert.match(r.stderr, new RegExp(`^${blank}: \\(file\\): the file is empty .*a config needs at least one endpoint$`, 'm'));
   assert.match(r.stderr, new RegExp(`^${blank}: invalid \\(1 problem\\)$`, 'm'));
-  assert.match(r.stderr, new RegExp(`^warning: ${good}: endpoints\\.cars\\.mirror_traffic: `, 'm'));
+  assert.match(r.stderr, new RegExp(`^warning: ${good}: endpoints\\.cars\\.keys\\.primary: `, 'm'));
 });

@@ -159,3 +159,14 @@ test('overload settings are checked with their paths', () => {
   assertRefused(doc({ blue: { circuit_breaker: { error_threshold_percent: 0 } } }), 'endpoints.cars.deployments.blue.circuit_breaker.error_threshold_percent', /./);
   assertRefused(doc({ server: { load_shedding: { max_event_loop_delay_ms: 0 } } }), 'server.load_shedding.max_event_loop_delay_ms', /./);
 });
+
+test('mirror_traffic: at most 50%, one target, never a deployment with live traffic (as Azure ML)', () => {
+  const withShadow = (mirror: Record<string, number>, traffic: Record<string, number> = { blue: 100 }) => doc({
+    cars: { traffic, mirror_traffic: mirror, deployments: { blue: { instances: ['http://10.0.0.11:5001'] }, shadow: { instances: ['http://10.0.0.31:5001'] }, other: { instances: ['http://10.0.0.41:5001'] } } },
+  });
+  assert.deepEqual(problems(withShadow({ shadow: 50 })), []);
+  assertRefused(withShadow({ shadow: 51 }), 'endpoints.cars.mirror_traffic.shadow', /50/);
+  assertRefused(withShadow({ shadow: 10, other: 10 }), 'endpoints.cars.mirror_traffic', /one deployment/);
+  assertRefused(withShadow({ blue: 10 }), 'endpoints.cars.mirror_traffic.blue', /live traffic/);
+  assertRefused(doc({ cars: { mirror_max_in_flight: 0 } }), 'endpoints.cars.mirror_max_in_flight', /./);
+});

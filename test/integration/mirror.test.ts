@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { after, describe, test } from 'node:test';
+import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { bearer, call, waitFor } from '../helpers/http.ts';
+
+// Issue 11: shadow traffic through a real gateway to real model servers. The live model and
+// the shadow answer as each test says; the report and the metrics are read from the admin API.
+const KEY = 'mirror-test-key-0123456789';
+const ADMIN = 'mirror-test-admin-0123456789';
+
+type Answer = (req: IncomingMessage, body: string) => { status?: number; json?: unknown; delayMs?: number };
+
+/** A model server whose answer the test sets (and can change) through `answer`. */
+async function model(name: string, answer: Answer): Promise<TestUpstream & { set(a: Answer): void }> {
+  let current = answer;
+  const u = await startUpstream(name, (req: IncomingMessage, res: ServerResponse, body: string) => {
+    const a = current(req, body);
+    const send = (): void => {
+      const text = JSON.stringify(a.json ?? {});
+      res.writeHead(a.status ?? 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (a.delayMs) setTimeout(send, a.delayMs).unref();
+    else send();
+  });
+  return Object.assign(u, { set: (a: Answer) => { current = a; } });
+}
+
+interface Report {
+  mirrored: number;
+  skipped: { skipped_budget: number; skipped_body: number };
+  outcomes: Record<string, number>;
+  agreement_rate: number | null;
+  fields: { path: string; count: number; noisy: boolean }[];
+  noise_baseline: { pairs: number; noisy_fields: { path: string }[] } | null;
+  in_flight: number;
+}
+
+async function gatewayWith(live: TestUpstream, shadow: TestUpstream, extra: Record<string, unknown> = {}): Promise<TestGateway> {
+  return startGateway({
+    admin: { keys: [ADMIN] },
+    endpoints: {
+      cars: {
+        keys: { primary: KEY },
+        traffic: { blue: 100 },
+        mirror_traffic: { shadow: 10 },
+        deployments: {
+          blue: { instances: [live.url], request_settings: { max_concurrent_requests_per_instance: 256 } },
+          shadow: { instances: [shadow.url], request_settings: { request_timeout_ms: 5000 } },
+        },
+        ...extra,
+      },
+    },
+  });
+}
+
+const score = (gw: TestGateway, body = '{"x":1}', headers: Record<string, string> = {}) =>
+  call(`${gw.url}/endpoints/cars/score`, { body, headers: { ...bearer(KEY), ...headers } });
+const report = async (gw: TestGateway): Promise<Report> => (await call(`${gw.adminUrl}/admin/endpoints/cars/mirror`, { headers: bearer(ADMIN) })).json<Report>();
+
+describe('mirroring', () => {
+  const started: { close(): Promise<void> }[] = [];
+  after(async () => {
+    for (const s of started.reverse()) await s.close();
+  });
+  const keep = <T extends { close(): Promise<void> }>(s: T): T => (started.push(s), s);
+
+  test('10% is exactly 10 of every 100; live calls carry no shadow header and clients never see the shadow', async () => {
+    const live = keep(await model('blue', () => ({ json: { from: 'live' } })));
+    const shadow = keep(await model('shadow', () => ({ json: { from: 'shadow' } })));
+    const gw = keep(await gatewayWith(live, shadow));
+    for (let i = 0; i < 1000; i++) {
+      const r = await score(gw);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json(), { from: 'live' });
+      assert.equal(r.headers['azureml-model-deployment'], 'blue');
+    }
+    await waitFor(() => shadow.seen.length === 100, 'the 100 shadow copies');
+    assert.equal(live.seen.length, 1000);
+    assert.ok(live.seen.every((s) => s.headers['x-shadow-request'] === undefined), 'live calls carry no shadow header');
+    assert.ok(shadow.seen.every((s) => s.headers['x-shadow-request'] === '1' && s.body === '{"x":1}' && s.method === 'POST' && s.url === '/score'));
+    // Pinned requests are never mirrored.
+    for (let i = 0; i < 20; i++) assert.equal((await score(gw, '{}', { 'azureml-model-deployment': 'blue' })).status, 200);
+    assert.equal(shadow.seen.length, 100);
+    await waitFor(async () => (await report(gw)).mirrored === 100, 'every copy settled');
+    const rep = await report(gw);
+    assert.equal(rep.outcomes.disagree, 100);
+    assert.equal(rep.agreement_rate, 0);
+    assert.deepEqual(rep.fields.map((f) => [f.path, f.count]), [['$.from', 100]]);
+    const metrics = (await call(`${gw.adminUrl}/metrics`)).body;
+    assert.match(metrics, /switchyard_mirror_requests_total\{endpoint="cars",deployment="shadow",outcome="disagree"\} 100/);
+    assert.match(metrics, /switchyard_mirror_latency_delta_seconds_count\{endpoint="cars",deployment="shadow"\} 100/);
+  });
+
+  test('equal, key-reordered and numerically close JSON agrees; a different value disagrees at its path', async () => {
+    let n = 0;
+    const live = keep(await model('blue', () => ({ json: { label: 'cat', score: 0.9, extra: { a: 1, b: 2 } } })));
+    const shadow = keep(await model('shadow', () => {
+      n++;
+      if (n % 3 === 1) return { json: { extra: { b: 2, a: 1 }, score: 0.9, label: 'cat' } };
+      if (n % 3 === 2) return { json: { label: 'cat', score: 0.9 * (1 + 1e-9), extra: { a: 1, b: 2 } } };
+      return { json: { label: 'dog', score: 0.9, extra: { a: 1, b: 2 } } };
+    }));
+    const gw = keep(await gatewayWith(live, shadow, { mirror_traffic: { shadow: 50 } }));
+    for (let i = 0; i < 60; i++) assert.equal((await score(gw)).status, 200);
+    await waitFor(async () => (await report(gw)).mirrored === 30, 'the 30 copies settled');
+    const rep = await report(gw);
+    assert.deepEqual([rep.outcomes.agree, rep.outcomes.disagree], [20, 10]);
+    assert.deepEqual(rep.fields.map((f) => f.path), ['$.label']);
+  });
+
+  test('a shadow that takes 5 s leaves live latency alone; the in-flight budget bounds it and skips the rest', async () => {
+    const live = keep(await model('blue', () => ({ json: { ok: true } })));
+    const shadow = keep(await model('shadow', () => ({ json: { ok: true }, delayMs: 5000 })));
+    const gw = keep(await gatewayWith(live, shadow, { mirror_traffic: { shadow: 50 }, mirror_max_in_flight: 5 }));
+    const started = Date.now();
+    for (let i = 0; i < 200; i++) assert.equal((await score(gw)).status, 200);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 4000, `200 live requests took ${elapsed} ms while every copy hangs 5 s`);
+    const rep = await report(gw);
+    assert.equal(rep.in_flight, 5, 'no more than the budget out at once');
+    assert.equal(rep.skipped.skipped_budget, 95, '100 sampled, 5 sent, 95 skipped');
+    assert.equal(shadow.seen.length <= 5, true);
+  });
+
+  test('bodies over mirror_max_body_bytes are not mirrored (counted)', async () => {
+    const live = keep(await model('blue', () => ({ json: { ok: true } })));
+    const shadow = keep(await model('shadow', () => ({ json: { ok: true } })));
+    const gw = keep(await gatewayWith(live, shadow, { mirror_traffic: { shadow: 50 }, mirror_max_body_bytes: 100 }));
+    const big = JSON.stringify({ x: 'y'.repeat(200) });
+    for (let i = 0; i < 10; i++) assert.equal((await score(gw, big)).status, 200);
+    for (let i = 0; i < 10; i++) assert.equal((await score(gw)).status, 200);
+    await waitFor(async () => (await report(gw)).mirrored === 5, 'the small bodies mirrored');
+    const rep = await report(gw);
+    assert.equal(rep.skipped.skipped_body, 5);
+    assert.ok(shadow.seen.every((s) => s.body.length <= 100));
+  });
+
+  test('noise baseline: a live model with a random id and a timestamp is learned as noisy there, and the shadow agrees otherwise', async () => {
+    const answer = (label: string): Answer => () => ({ json: { id: randomUUID(), created: Date.now() + Math.floor(Math.random() * 1e6), label } });
+    const live = keep(await model('blue', answer('cat')));
+    const live2 = keep(await model('blue', answer('cat')));
+    const shadow = keep(await model('shadow', answer('cat')));
+    const gw = keep(await startGateway({
+      admin: { keys: [ADMIN] },
+      endpoints: {
+        cars: {
+          keys: { primary: KEY },
+          traffic: { blue: 100 },
+          mirror_traffic: { shadow: 50 },
+          mirror_compare: { noise_baseline: true },
+          deployments: { blue: { instances: [live.url, live2.url] }, shadow: { instances: [shadow.url] } },
+        },
+      },
+    }));
+    for (let i = 0; i < 200; i++) assert.equal((await score(gw)).status, 200);
+    await waitFor(async () => (await report(gw)).mirrored === 100, 'the copies settled');
+    let rep = await report(gw);
+    assert.ok((rep.noise_baseline?.pairs ?? 0) >= 9, `baseline pairs: ${rep.noise_baseline?.pairs}`);
+    assert.deepEqual(rep.noise_baseline?.noisy_fields.map((f) => f.path).sort(), ['$.created', '$.id']);
+    assert.ok((rep.agreement_rate ?? 0) >= 0.85, `agreement once noise is learned: ${rep.agreement_rate}`);
+    // A real difference still counts.
+    shadow.set(answer('dog'));
+    for (let i = 0; i < 40; i++) assert.equal((await score(gw)).status, 200);
+    await waitFor(async () => (await report(gw)).mirrored === 120, 'the next copies settled');
+    rep = await report(gw);
+    const label = rep.fields.find((f) => f.path === '$.label');
+    assert.ok(label && !label.noisy && label.count >= 20, JSON.stringify(rep.fields));
+  });
+
+  test('the report of an endpoint without mirror_traffic is 404', async () => {
+    const live = keep(await model('blue', () => ({ json: {} })));
+    const gw = keep(await startGateway({ admin: { keys: [ADMIN] }, endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [live.url] } } } } }));
+    const r = await call(`${gw.adminUrl}/admin/endpoints/cars/mirror`, { headers: bearer(ADMIN) });
+    assert.equal(r.status, 404);
+  });
+});
