@@ -206,6 +206,12 @@ export class Mirror {
 
   #arrived(p: Pending, baseline: boolean): void {
     if (--p.waiting > 0) return;
+    // Parsing two large JSON answers can take milliseconds: after the I/O already waiting,
+    // so the comparison never sits in front of live traffic.
+    setImmediate(() => this.#settle(p, baseline));
+  }
+
+  #settle(p: Pending, baseline: boolean): void {
     const live = p.live!;
     const shadow = p.shadow!;
     if (baseline && p.baseline && this.#noise) this.#noise.learn(live, p.baseline, this.#tolerance);

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { bearer, call, waitFor } from '../helpers/http.ts';
 
@@ -123,6 +125,39 @@ describe('mirroring', () => {
     assert.equal(rep.in_flight, 5, 'no more than the budget out at once');
     assert.equal(rep.skipped.skipped_budget, 95, '100 sampled, 5 sent, 95 skipped');
     assert.equal(shadow.seen.length <= 5, true);
+  });
+
+  test('10,000 requests against a shadow that hangs: memory stays flat, the copies out never pass the budget', async () => {
+    const live = keep(await model('blue', () => ({ json: { ok: true, pad: 'p'.repeat(2000) } })));
+    const shadow = keep(await model('shadow', () => ({ json: { ok: true }, delayMs: 5000 })));
+    const gw = keep(await gatewayWith(live, shadow));
+    const run = async (n: number): Promise<void> => {
+      const workers = Array.from({ length: 20 }, async () => {
+        for (let i = 0; i < n / 20; i++) assert.equal((await score(gw, JSON.stringify({ x: 'q'.repeat(1000) }))).status, 200);
+      });
+      await Promise.all(workers);
+      // What the test's own model servers and log capture keep of each request is not the gateway's.
+      live.seen.length = 0;
+      shadow.seen.length = 0;
+      gw.logs.lines.length = 0;
+      gw.logs.raw.length = 0;
+    };
+    // A full collection before each reading, so the figures are what is kept, not garbage.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await run(2000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    await run(8000);
+    gc();
+    const grown = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+    const rep = await report(gw);
+    assert.ok(rep.in_flight <= 100 && rep.in_flight > 0, `copies out at once within the default budget: ${rep.in_flight}`);
+    // Every sampled request is accounted for: out now, settled (timed out at 5 s), or skipped.
+    assert.equal(rep.in_flight + rep.mirrored + rep.skipped.skipped_budget, 1000);
+    assert.ok(rep.skipped.skipped_budget >= 800, `most copies skipped while the budget was full: ${rep.skipped.skipped_budget}`);
+    // 8,000 requests with 800 more sampled copies: nothing of them is kept past the budget.
+    assert.ok(grown < 10, `heap grew ${grown.toFixed(1)} MiB over 8,000 requests`);
   });
 
   test('bodies over mirror_max_body_bytes are not mirrored (counted)', async () => {
