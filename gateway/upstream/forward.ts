@@ -94,6 +94,9 @@ export class Forward implements AttemptListener {
    * connect, reset, timed out or answered 5xx; a client that went away says nothing of it.
    */
   #report(outlier: OutlierDetector, r: AttemptResult): void {
+    // The client went away: its request was aborted, which says nothing of the instance (a
+    // load generator stopping with 64 requests in flight must not eject a healthy model).
+    if (this.#sink.destroyed) return;
     const h = this.#current!.health;
     const status = this.#attempt?.status ?? 0;
     const now = this.#clock();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { deadOrigin, startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { assertGatewayError, bearer, call, waitFor } from '../helpers/http.ts';
@@ -109,6 +110,33 @@ describe('readiness probes and the health-aware split', () => {
     const g = view.state.deployments.green!.instances[0]!;
     assert.deepEqual([g.ready, g.last_probe.ok, g.last_probe.status], [true, true, 200]);
   });
+});
+
+test('clients that go away mid-request do not eject a healthy instance', async () => {
+  const held: ServerResponse[] = [];
+  const slow = await startUpstream('blue', (_req, res) => { held.push(res); });
+  const gw = await startGateway({
+    admin: { keys: [ADMIN] },
+    endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [slow.url], outlier_detection: { consecutive_failures: 2, base_ejection_time_s: 30 } } } } },
+  });
+  try {
+    // Five requests the client abandons while the model still works on them.
+    for (let i = 0; i < 5; i++) {
+      const controller = new AbortController();
+      const pending = fetch(`${gw.url}/endpoints/cars/score`, { method: 'POST', body: '{}', headers: bearer(KEY), signal: controller.signal }).catch(() => undefined);
+      await waitFor(() => held.length === i + 1, 'the request to reach the model');
+      controller.abort();
+      await pending;
+    }
+    await waitFor(() => gw.logs.access().length === 5, 'five access lines');
+    assert.ok(gw.logs.access().every((l) => l.status === 499));
+    assert.equal(await metric(gw, new RegExp(`switchyard_instance_ready\\{[^}]*instance="${slow.url}"\\} (\\d)`)), '1', 'still ready');
+    assert.equal(await metric(gw, /switchyard_instance_ejections_total\{[^}]*\} (\d+)/), undefined, 'never ejected');
+  } finally {
+    for (const r of held) r.destroy();
+    await gw.close();
+    await slow.close();
+  }
 });
 
 describe('passive outlier detection', () => {
