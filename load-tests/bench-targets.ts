@@ -137,6 +137,18 @@ export const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
       headers: { authorization: `Bearer ${BENCH_KEY}` },
     }),
   },
+  // 10% of the traffic copied to a shadow deployment on a backend of its own (pinned with the
+  // load), compared with the live answer. Issue 11's target: ≥ 0.9x of `switchyard`.
+  {
+    name: 'switchyard-mirror',
+    setup: async (backendUrl) => {
+      const shadowUrl = await shadowBackend();
+      const ep = keyEndpoint(backendUrl, { mirror_traffic: { shadow: 10 } });
+      const deployments = ep.deployments as Record<string, unknown>;
+      deployments.shadow = { instances: [shadowUrl], request_settings: REQUEST_SETTINGS };
+      return { config: { endpoints: { bench: ep } }, headers: { authorization: `Bearer ${BENCH_KEY}` } };
+    },
+  },
   {
     name: 'switchyard-ratelimit',
     setup: async (backendUrl) => ({
@@ -170,6 +182,20 @@ export const SWITCHYARD_VARIANTS: SwitchyardVariant[] = [
 let redisStarted: Promise<{ port: number; proc: Proc }> | undefined;
 
 /** The bench's own redis-server, started on first use. Throws when redis-server is not installed. */
+let shadowStarted: Promise<string> | undefined;
+
+/** A second backend for the mirror's shadow deployment, pinned with the load generator; killed with the rest. */
+export function shadowBackend(): Promise<string> {
+  shadowStarted ??= (async () => {
+    const port = await freePort();
+    const proc = spawnNode('shadow-backend', join(HERE, 'backend.ts'), ['--port', String(port)], { cpu: CPU_LOAD, logDir: tempDir() });
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(proc, async () => (await httpStatus(`${url}/score`, { method: 'POST', body: '{}' }).catch(() => ({ status: 0 }))).status === 200, 10_000);
+    return url;
+  })();
+  return shadowStarted;
+}
+
 export function benchRedis(): Promise<{ port: number; proc: Proc }> {
   redisStarted ??= (async () => {
     if (!onPath('redis-server')) throw new Error('redis-server is not installed (apt-get install redis-server)');
@@ -248,7 +274,7 @@ export async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, 
   const file = join(logDir, `${name}.yaml`);
   const server = { listen: { host: '127.0.0.1', port }, admin_listen: { host: '127.0.0.1', port: admin } };
   writeFileSync(file, stringify({ server, ...config }));
-  const proc = spawnNode(name, bin, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: true });
+  const proc = spawnNode(name, bin, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: process.env.BENCH_KEEP_LOGS !== '1' });
   await waitReady(proc, async () => (await httpStatus(`http://127.0.0.1:${admin}/readyz`)).status === 200, 20_000);
   const target: Target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers, pid: proc.child.pid, adminUrl: `http://127.0.0.1:${admin}` };
   if (counter) target.counter = counter;

@@ -38,6 +38,9 @@
  * worktree sharing this node_modules), interleaved with the rest, and reports
  * `switchyard / switchyard@REF`: a before/after comparison in one run.
  *
+ * `BENCH_KEEP_LOGS=1` keeps the Switchyard processes' access logs in their log files (for
+ * finding out what a non-2xx count was; the temporary directory still goes at exit).
+ *
  * Markdown goes to stdout, progress to stderr. Every child process (redis-server included)
  * is killed at the end.
  */
@@ -107,9 +110,10 @@ const RATE_LIMIT_TARGETS: readonly (readonly [string, string, number])[] = [
   ['switchyard-ratelimit', 'switchyard', 0.95],
   ['switchyard-ratelimit-redis', 'switchyard-ratelimit', 0.8],
   ['switchyard-probes', 'switchyard', 0.97],
+  ['switchyard-mirror', 'switchyard', 0.9],
 ];
 /** Variants that measure one feature's cost: compared with `switchyard` only, not with the baselines. */
-const isRateLimit = (name: string): boolean => name.startsWith('switchyard-ratelimit') || name === 'switchyard-probes';
+const isRateLimit = (name: string): boolean => name.startsWith('switchyard-ratelimit') || name === 'switchyard-probes' || name === 'switchyard-mirror';
 /** `--targets a,b`: only these rows (and `direct`, the reference of every ratio). */
 const ONLY = a.targets?.split(',').map((n) => n.trim()).filter((n) => n !== '');
 const wanted = (name: string): boolean => !ONLY || name === 'direct' || ONLY.includes(name);
