@@ -26,28 +26,37 @@ const hostPort = z.strictObject({
 });
 export type HostPort = z.infer<typeof hostPort>;
 
-/** Integer or float seconds (probes, as in Azure ML). */
-const seconds = z.number().min(0);
+/**
+ * Integer or float seconds (probes, as in Azure ML), at most a day: every duration becomes a
+ * Node timer, and one past 2^31-1 ms would fire at once (a probe loop hundreds of times a second).
+ */
+const DAY_S = 86_400;
+const seconds = z.number().min(0).max(DAY_S, { message: 'must be at most 86400 (a day)' });
+/** Seconds that must be more than 0. */
+const positiveSeconds = z.number().positive().max(DAY_S, { message: 'must be at most 86400 (a day)' });
+/** Milliseconds a timer waits, at most an hour. */
+const HOUR_MS = 3_600_000;
+const millis = (min: number) => z.number().int().min(min).max(HOUR_MS, { message: 'must be at most 3600000 (an hour)' });
 
 const requestSettings = z.strictObject({
   request_timeout_ms: z.number().int().min(1).max(3_600_000).default(5000)
     .describe('time to response headers, then the longest silence between body chunks'),
   max_concurrent_requests_per_instance: z.number().int().min(1).default(16),
-  max_queue_wait_ms: z.number().int().min(0).default(500),
+  max_queue_wait_ms: millis(0).default(500),
 });
 
 const probe = z.strictObject({
   path: z.string().startsWith('/').default('/'),
   initial_delay: seconds.default(0),
-  period: seconds.positive().default(5),
-  timeout: seconds.positive().default(2),
+  period: positiveSeconds.default(5),
+  timeout: positiveSeconds.default(2),
   success_threshold: z.number().int().min(1).default(1),
   failure_threshold: z.number().int().min(1).default(3),
 });
 
 const outlierDetection = z.strictObject({
   consecutive_failures: z.number().int().min(1).default(5),
-  base_ejection_time_s: seconds.positive().default(30),
+  base_ejection_time_s: positiveSeconds.default(30),
   max_ejection_percent: z.number().int().min(0).max(100).default(50),
 });
 
@@ -82,8 +91,8 @@ const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message:
 const circuitBreaker = z.strictObject({
   error_threshold_percent: z.number().int().min(1).max(100).default(50),
   volume_threshold: z.number().int().min(1).default(20),
-  window_s: seconds.positive().default(10),
-  reset_timeout_s: seconds.positive().default(30),
+  window_s: positiveSeconds.default(10),
+  reset_timeout_s: positiveSeconds.default(30),
 });
 
 export const deploymentSchema = z.strictObject({
@@ -93,7 +102,9 @@ export const deploymentSchema = z.strictObject({
   }).default('/score'),
   request_settings: requestSettings.prefault({}),
   readiness_probe: probe.optional(),
-  outlier_detection: outlierDetection.optional(),
+  // On by default (SPEC §2: without a probe, passive outlier detection still applies);
+  // `max_ejection_percent: 0` turns it off.
+  outlier_detection: outlierDetection.prefault({}),
   circuit_breaker: circuitBreaker.optional(),
 });
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
@@ -171,15 +182,15 @@ export const serverSchema = z.strictObject({
     .describe('bodies over request_buffering_bytes are read whole into a temporary file first (NGINX proxy_request_buffering); false: they stream'),
   request_spool_dir: z.string().min(1).optional()
     .describe('where spooled bodies are written (default: the OS temporary directory)'),
-  client_send_timeout_ms: z.number().int().min(1).default(30_000)
+  client_send_timeout_ms: millis(1).default(30_000)
     .describe('a client that reads nothing of its response this long is cut (NGINX send_timeout)'),
-  client_header_timeout_ms: z.number().int().min(1).default(30_000)
+  client_header_timeout_ms: millis(1).default(30_000)
     .describe('request headers not complete by then: 408'),
-  client_body_timeout_ms: z.number().int().min(1).default(30_000)
+  client_body_timeout_ms: millis(1).default(30_000)
     .describe('an upload silent this long: 408'),
-  shutdown_grace_ms: z.number().int().min(0).default(30_000),
+  shutdown_grace_ms: millis(0).default(30_000),
   load_shedding: z.strictObject({
-    max_event_loop_delay_ms: z.number().int().min(1).default(100)
+    max_event_loop_delay_ms: z.number().int().min(1).max(60_000).default(100)
       .describe('past this event-loop delay new requests get 503 Overloaded, sheddable first'),
   }).optional(),
 });

@@ -170,3 +170,12 @@ test('mirror_traffic: at most 50%, one target, never a deployment with live traf
   assertRefused(withShadow({ blue: 10 }), 'endpoints.cars.mirror_traffic.blue', /live traffic/);
   assertRefused(doc({ cars: { mirror_max_in_flight: 0 } }), 'endpoints.cars.mirror_max_in_flight', /./);
 });
+
+test('durations are bounded (a timer past 2^31-1 ms fires at once) and a bad one is one problem, not two', () => {
+  assertRefused(doc({ blue: { readiness_probe: { period: 3_000_000 } } }), 'endpoints.cars.deployments.blue.readiness_probe.period', /at most 86400/);
+  assertRefused(doc({ blue: { readiness_probe: { initial_delay: 3_000_000 } } }), 'endpoints.cars.deployments.blue.readiness_probe.initial_delay', /at most 86400/);
+  assertRefused(doc({ blue: { request_settings: { max_queue_wait_ms: 5_000_000 } } }), 'endpoints.cars.deployments.blue.request_settings.max_queue_wait_ms', /at most 3600000/);
+  assertRefused(doc({ server: { shutdown_grace_ms: 5_000_000 } }), 'server.shutdown_grace_ms', /at most 3600000/);
+  const lines = assertRefused(doc({ blue: { circuit_breaker: { reset_timeout_s: -1 } } }), 'endpoints.cars.deployments.blue.circuit_breaker.reset_timeout_s', /./);
+  assert.equal(lines.filter((l) => l.startsWith('endpoints.cars.deployments.blue.circuit_breaker.reset_timeout_s')).length, 1, lines.join('\n'));
+});
