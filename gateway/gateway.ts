@@ -23,6 +23,9 @@ import { deadlines } from './coarse-timers.ts';
 import { InstanceRegistry } from './upstream/instance.ts';
 
 export type { GatewayAddresses } from './listeners.ts';
+
+/** How long a start waits for the first probe round before it takes invocations anyway. */
+const FIRST_ROUND_WAIT_MS = 2000;
 export type { ReloadResult } from './live-config/config-source.ts';
 
 /** How to start a gateway: from a file (reloadable) or an in-memory config (tests, demo). */
@@ -92,8 +95,16 @@ export class Gateway {
     this.store = new ConfigStore({ instances: this.instances, policy: this.#policyDeps, health, mirror }, this.state, this.log);
     publishInstanceReady(this.metrics, current, clock);
     this.#readyWaiters = new ReadyWaiters(this.instances.health, deadlines);
+    this.metrics.readReadyWaiters(() => this.#readyWaiters.byEndpoint);
     this.probers = new Probers(clock, this.log);
     this.store.subscribe((next, prev) => this.probers.sync(next, prev));
+    // on_redis_error applies at once; the Redis connection itself is made at start.
+    this.store.subscribe((next, prev) => {
+      if (this.shared) this.shared.onError = next.config.state?.on_redis_error ?? 'local';
+      if (prev && prev.config.state?.redis_url !== next.config.state?.redis_url) {
+        this.log.warn({ field: 'state.redis_url' }, 'the shared state connection changes only on restart');
+      }
+    });
     this.store.subscribe((next) => this.metrics.retainReaders((ep, d) => next.endpoints.get(ep)?.deployments.has(d) === true));
     // An endpoint removed from the config forgets its regenerated keys for good.
     this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
@@ -168,7 +179,8 @@ export class Gateway {
     const [adminAt] = await this.#listeners.bind([{ kind: 'admin', server: admin, at: at(s.admin_listen) }], opts.replace);
     // Invocations are taken only once the first probe round has run: a process starting
     // beside another (a rolling restart) must not take connections it cannot serve yet.
-    await this.probers.firstRound();
+    // At most FIRST_ROUND_WAIT_MS: a probe that hangs until its timeout holds nobody back longer.
+    await Promise.race([this.probers.firstRound(), new Promise((r) => setTimeout(r, FIRST_ROUND_WAIT_MS).unref())]);
     const specs: Parameters<Listeners['bind']>[0] = [{ kind: 'public', server: invocationServer('public', serve, headerMs), at: at(s.listen) }];
     if (s.private_listen) specs.push({ kind: 'private', server: invocationServer('private', serve, headerMs), at: at(s.private_listen) });
     const bound = await this.#listeners.bind(specs, opts.replace);

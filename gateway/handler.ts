@@ -71,7 +71,7 @@ export class Handler {
   #begin(conn: Connection, req: IncomingMessage, res: ServerResponse, listener: ListenerKind, expectContinue: boolean): void {
     const deps = this.#deps;
     deps.onStart();
-    const ex = new Exchange(req, res, listener, deps.snapshot(), expectContinue);
+    const ex = new Exchange(req, res, listener, deps.snapshot(), expectContinue, deps.draining);
     // One close listener per request: abort what is in flight, run after-hooks, record.
     res.once('close', () => {
       const outcome = ex.close(deps.closing(), (err) => deps.observer.error(ex, err));
@@ -85,9 +85,9 @@ export class Handler {
       }
     });
     // Draining: requests on connections already open are still served, and each response
-    // closes its connection, so the client's next request opens one to a process that
-    // accepts (a rolling restart loses nothing). Only the grace period's end cuts them.
-    if (deps.draining()) ex.res.setHeader('connection', 'close');
+    // closes its connection (the exchange adds Connection: close), so the client's next
+    // request opens one to a process that accepts (a rolling restart loses nothing). Only
+    // the grace period's end cuts them.
 
     // A duplicate or invalid Host, or an unusable target, is 400; the path is normalised.
     const target = requestTarget(req.url ?? '/', req.rawHeaders, req.headers.host);
@@ -148,10 +148,17 @@ export class Handler {
   #awaitReady(ex: Exchange, endpoint: CompiledEndpoint, deadline: number | undefined): void {
     const waiters = this.#deps.readyWaiters;
     const named = ex.pinned ? endpoint.deployments.get(String(ex.req.headers['azureml-model-deployment'])) : undefined;
+    // A named deployment was chosen: its 503 names it too (SPEC §3).
+    if (named) ex.deployment = named.name;
     const now = waiters.now;
-    const until = deadline ?? now + (named ? named.queueWaitMs : endpoint.queueWaitMs);
+    const waitMs = named ? named.queueWaitMs : endpoint.queueWaitMs;
+    const until = deadline ?? now + waitMs;
     if (until <= now) return ex.fail(NO_READY);
-    ex.after(waiters.wait(until - now, (timedOut) => {
+    // As many may wait as the deployments' queues would hold; past that, 429 at once.
+    if (deadline === undefined && waiters.waiting(endpoint.name) >= endpoint.readyWaitCapacity) {
+      return ex.fail(new GatewayError('TooManyPendingRequests', undefined, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) }), 'queue_full');
+    }
+    ex.after(waiters.wait(endpoint.name, until - now, (timedOut) => {
       if (ex.res.destroyed) return;
       if (timedOut) return ex.fail(NO_READY);
       this.#choose(ex, endpoint, until);

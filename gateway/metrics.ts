@@ -119,6 +119,23 @@ export class Metrics implements PolicyGauges {
     buckets: [-5, -2.5, -1, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, -0.005, 0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+  #readyWaiters: (() => ReadonlyMap<string, number>) | undefined;
+  readonly readyWaiting: Gauge<'endpoint'> = new Gauge({
+    name: 'switchyard_ready_wait_length',
+    help: 'Requests waiting for an instance to become ready (no deployment they could go to has one), by endpoint.',
+    labelNames: ['endpoint'] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      this.readyWaiting.reset();
+      for (const [endpoint, n] of this.#readyWaiters?.() ?? []) this.readyWaiting.set({ endpoint }, n);
+    },
+  });
+
+  /** Where `switchyard_ready_wait_length` is read from at scrape time. */
+  readReadyWaiters(read: () => ReadonlyMap<string, number>): void {
+    this.#readyWaiters = read;
+  }
+
   readonly stateDegraded = new Gauge({
     name: 'switchyard_state_degraded',
     help: '1 while the shared state (Redis) is unavailable and limits follow state.on_redis_error.',

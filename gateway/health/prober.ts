@@ -191,7 +191,9 @@ export class Probers {
   get firstRoundDone(): boolean {
     const first = this.#firstRound;
     if (!first) return false;
-    if (first.length > 0 && !first.every((p) => p.stopped || p.health.probes > 0)) return false;
+    // An instance still in its initial_delay counts as probed (it is unready until then): a
+    // deployment of a model that takes minutes to load must not hold the others back.
+    if (first.length > 0 && !first.every((p) => p.stopped || p.health.probes > 0 || p.settings.initial_delay > 0)) return false;
     this.#firstRound = [];
     return true;
   }

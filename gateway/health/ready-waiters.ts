@@ -7,10 +7,12 @@ class Waiter implements Expiring {
   timerPrev: Expiring | undefined = undefined;
   timerNext: Expiring | undefined = undefined;
   readonly #owner: ReadyWaiters;
+  readonly endpoint: string;
   readonly done: (timedOut: boolean) => void;
 
-  constructor(owner: ReadyWaiters, deadline: number, done: (timedOut: boolean) => void) {
+  constructor(owner: ReadyWaiters, endpoint: string, deadline: number, done: (timedOut: boolean) => void) {
     this.#owner = owner;
+    this.endpoint = endpoint;
     this.deadline = deadline;
     this.done = done;
   }
@@ -31,6 +33,8 @@ export type CancelWait = () => void;
  */
 export class ReadyWaiters {
   readonly #waiting = new Set<Waiter>();
+  /** Waiting requests by endpoint (bounded by the caller, reported as a gauge). */
+  readonly byEndpoint = new Map<string, number>();
   readonly #timers: Deadlines;
 
   constructor(health: HealthRegistry, timers: Deadlines) {
@@ -43,17 +47,26 @@ export class ReadyWaiters {
     return this.#timers.now;
   }
 
+  /** Requests of `endpoint` waiting now. */
+  waiting(endpoint: string): number {
+    return this.byEndpoint.get(endpoint) ?? 0;
+  }
+
   /** Call `done(false)` at the next readiness change, or `done(true)` once `ms` passed. */
-  wait(ms: number, done: (timedOut: boolean) => void): CancelWait {
-    const w = new Waiter(this, this.#timers.now + ms, done);
+  wait(endpoint: string, ms: number, done: (timedOut: boolean) => void): CancelWait {
+    const w = new Waiter(this, endpoint, this.#timers.now + ms, done);
     this.#waiting.add(w);
     this.#timers.add(w);
+    this.byEndpoint.set(endpoint, this.waiting(endpoint) + 1);
     return () => this.remove(w);
   }
 
   remove(w: Waiter): void {
-    this.#waiting.delete(w);
+    if (!this.#waiting.delete(w)) return;
     this.#timers.remove(w);
+    const n = this.waiting(w.endpoint) - 1;
+    if (n > 0) this.byEndpoint.set(w.endpoint, n);
+    else this.byEndpoint.delete(w.endpoint);
   }
 
   get size(): number {

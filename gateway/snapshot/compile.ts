@@ -46,6 +46,11 @@ export interface CompiledEndpoint {
   readonly spilled: (from: string, to: string) => void;
   /** The longest `max_queue_wait_ms` of the deployments with traffic: how long a request waits for any to be ready. */
   readonly queueWaitMs: number;
+  /**
+   * How many requests may wait for a ready instance at once: what the deployments' queues
+   * would hold (max_concurrent_requests_per_instance × instances, summed).
+   */
+  readonly readyWaitCapacity: number;
   /** `sticky`: callers that send its header keep one deployment. */
   readonly sticky: StickySplit | undefined;
   /** `mirror_traffic`: a share of split requests copied to the shadow deployment. */
@@ -133,7 +138,11 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
   const spill = deps.policy.state.get(`spill:${name}:${JSON.stringify(ep.traffic)}`, () => new SmoothWeightedSplit(ep.traffic));
   if (split.empty) warnings.push(`endpoints.${name}.traffic: no deployment has positive traffic; only requests naming a deployment in azureml-model-deployment are served`);
   let queueWaitMs = 0;
-  for (const [dname, w] of Object.entries(ep.traffic)) if (w > 0) queueWaitMs = Math.max(queueWaitMs, deployments.get(dname)?.queueWaitMs ?? 0);
+  let readyWaitCapacity = 0;
+  for (const [dname, d] of Object.entries(ep.deployments)) {
+    readyWaitCapacity += d.request_settings.max_concurrent_requests_per_instance * d.instances.length;
+    if ((ep.traffic[dname] ?? 0) > 0) queueWaitMs = Math.max(queueWaitMs, deployments.get(dname)?.queueWaitMs ?? 0);
+  }
   const events = deps.health;
   return Object.freeze({
     name,
@@ -144,6 +153,7 @@ function compileEndpoint(cfg: GatewayConfig, name: string, ep: EndpointConfig, d
     spill,
     spilled: (from: string, to: string) => events.spilled(name, from, to),
     queueWaitMs,
+    readyWaitCapacity,
     sticky: ep.sticky ? new StickySplit(ep.traffic, ep.sticky.header) : undefined,
   });
 }
@@ -180,7 +190,7 @@ function sharedOrigins(cfg: GatewayConfig, warnings: string[]): Set<string> {
     }
   }
   for (const [origin, list] of users) {
-    if (list.length > 1) warnings.push(`${origin} is an instance of ${list.join(' and ')}: they share its connections, in-flight count and health`);
+    if (list.length > 1) warnings.push(`${origin} is an instance of ${list.join(' and ')}: they share its connections and health, and each one's concurrency limit counts only its own requests (the instance may see their sum)`);
   }
   return new Set(users.keys());
 }

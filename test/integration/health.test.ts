@@ -91,6 +91,21 @@ describe('readiness probes and the health-aware split', () => {
     assertGatewayError(r, 503, 'NoReadyInstance');
     assert.ok(r.headers['retry-after']);
     assert.ok(Date.now() - started >= 400, 'it waited for a ready instance first');
+    assert.equal(r.headers['azureml-model-deployment'], undefined, 'no deployment was chosen');
+    // One that named its deployment gets the same 503, naming it (SPEC §3).
+    const pinned = await score(gw, { 'azureml-model-deployment': 'blue' });
+    assertGatewayError(pinned, 503, 'NoReadyInstance');
+    assert.equal(pinned.headers['azureml-model-deployment'], 'blue');
+    // As many may wait as the deployments' queues would hold (16 x 2 instances here); the
+    // rest get 429 at once, counted as queue_full.
+    const crowding = Promise.all(Array.from({ length: 40 }, () => score(gw)));
+    await waitFor(async () => (await metric(gw, /switchyard_ready_wait_length\{endpoint="cars"\} (\d+)/)) === '32', 'the 32 waiting in the gauge');
+    const crowd = await crowding;
+    const statuses = crowd.map((c) => c.status);
+    assert.equal(statuses.filter((st) => st === 429).length, 8, statuses.join(','));
+    assert.equal(statuses.filter((st) => st === 503).length, 32);
+    assertGatewayError(crowd.find((c) => c.status === 429)!, 429, 'TooManyPendingRequests');
+    assert.match((await call(`${gw.adminUrl}/metrics`)).body, /switchyard_throttled_total\{endpoint="cars",reason="queue_full"\} 8/);
     // A request that arrives while none is ready is served as soon as one is.
     const waiting = score(gw);
     green.setReady(true);
@@ -172,4 +187,26 @@ describe('passive outlier detection', () => {
     assert.ok(ejected?.ejected_until && Date.parse(ejected.ejected_until) > Date.now() + 20_000);
     assert.ok(gw.logs.lines.some((l) => l.msg === 'instance ejected after consecutive failures' && l.instance === dead));
   });
+});
+
+test('a deployment whose probe waits a long initial_delay holds neither the start nor the other endpoints back', async () => {
+  const big = await startUpstream('big');
+  const small = await startUpstream('small');
+  const gw = await startGateway({
+    admin: { keys: [ADMIN] },
+    endpoints: {
+      bigllm: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [big.url], readiness_probe: { ...PROBE, initial_delay: 600 } } } },
+      small: { keys: { primary: KEY }, traffic: { blue: 100 }, deployments: { blue: { instances: [small.url], readiness_probe: PROBE } } },
+    },
+  });
+  try {
+    // Started (the listeners are bound) long before the 600 s initial_delay.
+    await waitFor(async () => (await call(`${gw.adminUrl}/readyz`)).status === 200, '/readyz');
+    assert.equal((await call(`${gw.url}/endpoints/small/score`, { body: '{}', headers: bearer(KEY) })).status, 200);
+    assert.equal(await metric(gw, /switchyard_instance_ready\{endpoint="bigllm",[^}]*\} (\d)/), '0', 'the big model is unready until its first probe passes');
+  } finally {
+    await gw.close();
+    await big.close();
+    await small.close();
+  }
 });
