@@ -12,6 +12,7 @@ import type { ForwardOwner } from './upstream/forward.ts';
 import type { Sink } from './upstream/sink.ts';
 
 const CLIENT_GONE = new Error('client closed the connection');
+const NEVER = (): boolean => false;
 
 /**
  * Gateway errors that say how the exchange ended: the instance failed or stalled, or the
@@ -96,8 +97,12 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   #headers: [name: string, value: string, lower: string][] | undefined;
   #closed = false;
 
-  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, snapshot: Snapshot, expectContinue: boolean) {
+  /** The gateway is draining: every response closes its connection (Envoy's drain does the same). */
+  readonly #draining: () => boolean;
+
+  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerKind, snapshot: Snapshot, expectContinue: boolean, draining: () => boolean = NEVER) {
     this.req = req;
+    this.#draining = draining;
     this.res = res;
     this.listener = listener;
     this.snapshot = snapshot;
@@ -146,6 +151,8 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   /** Write the instance's status and (already filtered) headers, plus the gateway's own. */
   writeHead(status: number, headers: string[]): void {
     headers.push('x-request-id', this.requestId, 'azureml-model-deployment', this.deployment);
+    // A drain that began while this request was in flight: its connection closes after it.
+    if (this.#draining()) headers.push('connection', 'close');
     const extra = this.#headers;
     if (extra) {
       // A policy's header (RateLimit-*, say) replaces the instance's of the same name. There
@@ -224,8 +231,9 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
       if (this.deployment) res.setHeader('azureml-model-deployment', this.deployment);
       if (this.#headers) for (const [n, v] of this.#headers) res.setHeader(n, v);
       // The client was never invited to upload: the body will not follow, so the connection
-      // cannot be reused (its next bytes would be read as this request's body).
-      if (this.expectContinue) res.setHeader('connection', 'close');
+      // cannot be reused (its next bytes would be read as this request's body). And during a
+      // drain every response closes its connection.
+      if (this.expectContinue || this.#draining()) res.setHeader('connection', 'close');
     }
     sendError(res, err, this.requestId);
   }

@@ -38,7 +38,7 @@ async function connected(model: TestUpstream): Promise<{ gw: TestGateway; port: 
   return { gw, port, sock };
 }
 
-const request = (port: number) => `POST /endpoints/cars/score HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
+const request = (port: number, path = 'score') => `POST /endpoints/cars/${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
 
 test('while draining, a request on an open keep-alive connection is served and its response closes the connection', async () => {
   const held: (() => void)[] = [];
@@ -50,7 +50,11 @@ test('while draining, a request on an open keep-alive connection is served and i
   const { gw, port, sock } = await connected(model);
   try {
     // A request in flight keeps the drain going.
-    const inFlight = call(`${gw.url}/endpoints/cars/hold`, { body: '{}', headers: bearer(KEY) });
+    // On a keep-alive connection of its own (a Node client with agent: false asks for close).
+    const holder = connect(port, '127.0.0.1');
+    await once(holder, 'connect');
+    holder.write(request(port, 'hold'));
+    const inFlight = readResponse(holder);
     await waitFor(() => held.length === 1, 'the held request to reach the model');
     const drained = gw.gw.shutdown();
     await waitFor(() => gw.gw.draining, 'the drain to begin');
@@ -64,7 +68,10 @@ test('while draining, a request on an open keep-alive connection is served and i
     await assert.rejects(call(`${gw.url}/endpoints/cars/score`, { body: '{}', headers: bearer(KEY) }), /ECONNREFUSED/);
 
     held.shift()!();
-    assert.equal((await inFlight).status, 200);
+    const answered = await inFlight;
+    assert.equal(answered.status, 200);
+    assert.match(answered.head, /connection: close/i, 'a request already in flight when the drain began closes its connection too');
+    holder.destroy();
     await drained;
   } finally {
     sock.destroy();
