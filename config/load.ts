@@ -6,7 +6,7 @@ import { PATTERN, substituteEnv, type EnvProblem } from './env.ts';
 import { configSchema, NO_ENDPOINTS, type GatewayConfig } from './schema.ts';
 import { suggest } from './suggest.ts';
 import { crossFieldIssues, type ConfigIssue } from './validate.ts';
-import { keyWarnings } from './warnings.ts';
+import { keyWarnings, priorityWarnings } from './warnings.ts';
 
 /**
  * The outcome of reading a config: a valid config (with the warnings `validate` prints and
@@ -180,7 +180,7 @@ function check(doc: unknown, env: NodeJS.ProcessEnv, locate: Locate | undefined)
   // the schema passed: every problem in one run (see validate.ts).
   issues.push(...crossFieldIssues(substituted));
   if (issues.length || !parsed.success) return { ok: false, issues: redact(issues, secretsOf(substituted)) };
-  return { ok: true, config: parsed.data, warnings: keyWarnings(parsed.data) };
+  return { ok: true, config: parsed.data, warnings: [...keyWarnings(parsed.data), ...priorityWarnings(parsed.data)] };
 }
 
 /** Validate an already-parsed document (YAML, JSON or an admin API body). */

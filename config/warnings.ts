@@ -47,3 +47,20 @@ export function keyWarnings(config: GatewayConfig): string[] {
   }
   return out;
 }
+
+/**
+ * `priority.callers` entries that can never match: on a key-only endpoint the callers are the
+ * key slots (`primary`, `secondary`); any other name (a typo such as `primery`) is dead.
+ */
+export function priorityWarnings(cfg: GatewayConfig): string[] {
+  const out: string[] = [];
+  for (const [name, ep] of Object.entries(cfg.endpoints)) {
+    if (ep.auth_mode !== 'key' || !ep.priority) continue;
+    for (const caller of Object.keys(ep.priority.callers)) {
+      if (caller !== 'primary' && caller !== 'secondary') {
+        out.push(`endpoints.${name}.priority.callers.${caller}: matches no caller (with auth_mode key the callers are primary and secondary)`);
+      }
+    }
+  }
+  return out;
+}

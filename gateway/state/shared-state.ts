@@ -11,6 +11,8 @@ import { GCRA_TAKE, HEARTBEAT } from './redis-scripts.ts';
  * live config use it. Undefined without `state.redis_url`: state is in-process.
  */
 export interface SharedState extends SharedLimits {
+  /** `state.on_redis_error`, applied live on a reload. */
+  onError: SharedLimits['onError'];
   /**
    * Settles once the store is first known usable or known unavailable (connected, or the
    * first connection attempt failed, within about `connectTimeoutMs`). Never rejects.
@@ -108,7 +110,8 @@ function reasonOf(err: unknown): string {
  *   comes only if the first attempt fails.
  */
 class RedisSharedState implements SharedState {
-  readonly onError: 'local' | 'open' | 'closed';
+  /** `state.on_redis_error`, applied live on a reload. */
+  onError: 'local' | 'open' | 'closed';
   readonly settled: Promise<void>;
   readonly #client: ScriptedRedis;
   readonly #log: Logger;
@@ -242,7 +245,10 @@ class RedisSharedState implements SharedState {
   }
 
   #recover(replicas: number): void {
-    this.#replicas = Math.max(1, replicas);
+    // After an outage the others' heartbeats may have expired while they could not beat:
+    // keep the count last known until the next heartbeat counts afresh (a fallback right
+    // after would otherwise divide the limit by too few).
+    this.#replicas = Math.max(1, replicas, this.#replicas);
     if (!this.#degraded) return;
     this.#degraded = false;
     this.#score = 0;

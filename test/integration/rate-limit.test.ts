@@ -225,6 +225,13 @@ test('Redis slow, then stopped: on_redis_error local splits the limit by replica
       assert.equal(r.headers['x-switchyard-degraded'], 'shared-state');
     }
 
+    // A reload changes on_redis_error at once (the connection itself only on restart: said once).
+    open.gw.apply(config(withTestListeners(shareDoc(redis.url, 'closed', limit))));
+    assertGatewayError(await invokeAt(open), 503, 'SharedStateUnavailable');
+    open.gw.apply(config(withTestListeners(shareDoc('redis://127.0.0.1:1', 'open', limit))));
+    assert.equal((await invokeAt(open)).status, 200);
+    assert.equal(open.logs.lines.filter((l) => l.msg === 'the shared state connection changes only on restart').length, 1);
+
     // closed: 503 SharedStateUnavailable with Retry-After, counted as throttled (degraded).
     const refused = await invokeAt(closed);
     assertGatewayError(refused, 503, 'SharedStateUnavailable');

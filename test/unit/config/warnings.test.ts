@@ -99,3 +99,22 @@ endpoints:
   assert.equal(r.config.endpoints.cars?.deployments.blue?.request_settings.max_queue_wait_ms, 500);
 });
 
+
+test('a priority caller that can never match on a key-only endpoint warns, naming its path', () => {
+  const r = parseConfigText(`
+endpoints:
+  cars:
+    keys: { primary: cars-key-1-0123456789 }
+    traffic: { blue: 100 }
+    priority: { callers: { primery: critical, secondary: sheddable } }
+    deployments: { blue: { instances: [http://10.0.0.11:5001] } }
+  vans:
+    auth_mode: aad_token
+    traffic: { blue: 100 }
+    priority: { callers: { Batch.Scorer: sheddable } }
+    deployments: { blue: { instances: [http://10.0.0.12:5001] } }
+entra: { tenants: [t1], audiences: [a1] }
+`, {});
+  assert.ok(r.ok, r.ok ? '' : formatIssues(r.issues));
+  assert.deepEqual(r.warnings, ['endpoints.cars.priority.callers.primery: matches no caller (with auth_mode key the callers are primary and secondary)']);
+});
