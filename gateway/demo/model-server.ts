@@ -49,7 +49,8 @@ function predict(name: string, input: unknown): unknown {
 
 async function handle(opts: ModelServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://model');
-  if (url.pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+  // Health on `/` (Azure ML's default probe path) and `/ready` (README's swap example).
+  if ((url.pathname === '/' || url.pathname === '/ready') && (req.method === 'GET' || req.method === 'HEAD')) {
     return json(res, 200, { status: 'healthy', model: opts.name });
   }
   if (url.pathname === '/score') {
