@@ -5,6 +5,7 @@ import { demo } from './commands/demo.ts';
 import { modelServer } from './commands/model-server.ts';
 import { plannedCommands } from './commands/planned.ts';
 import { serve } from './commands/serve.ts';
+import { status } from './commands/status.ts';
 import { validate } from './commands/validate.ts';
 
 /** What a bare `switchyard` runs. */
@@ -45,7 +46,7 @@ const version: Command = {
 };
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [serve, validate, demo, modelServer, help, version, ...plannedCommands];
+export const COMMANDS: readonly Command[] = [serve, validate, status, demo, modelServer, help, version, ...plannedCommands];
 
 const byName = new Map<string, Command>(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 

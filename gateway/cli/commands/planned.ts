@@ -19,8 +19,8 @@ function planned(name: string, args: string, summary: string, meanwhile: string)
 
 export const plannedCommands: readonly Command[] = [
   planned('traffic', 'ENDPOINT DEPLOYMENT=WEIGHT...', 'set an endpoint\'s traffic split', 'edit `traffic` in the config file and save (it reloads live).'),
-  planned('mirror', 'ENDPOINT DEPLOYMENT=PERCENT', 'set an endpoint\'s shadow traffic', 'shadow traffic is not in this version either.'),
-  planned('status', '[ENDPOINT]', 'endpoints and the live state of their instances', 'GET $SWITCHYARD_ADMIN_URL/admin/endpoints with the admin key.'),
+  planned('mirror', 'ENDPOINT DEPLOYMENT=PERCENT', 'set an endpoint\'s shadow traffic',
+    'edit `mirror_traffic` in the config file and save (it reloads live); `switchyard status ENDPOINT` shows the shadow report.'),
   planned('keys', 'regenerate ENDPOINT primary|secondary', 'regenerate an endpoint key',
     'POST $SWITCHYARD_ADMIN_URL/admin/endpoints/ENDPOINT/keys/regenerate with {"key_type":"primary"} and the admin key.'),
 ];
