@@ -21,8 +21,11 @@ const doc = (deadBreaker: Record<string, unknown>): Record<string, unknown> => (
         flaky: {
           instances: [flaky.url],
           circuit_breaker: { error_threshold_percent: 50, volume_threshold: 4, window_s: 10, reset_timeout_s: 0.5 },
+          // The breaker alone is under test: outlier detection (on by default) would eject the
+          // one instance after five 500s in a row and answer 503 NoReadyInstance instead.
+          outlier_detection: { max_ejection_percent: 0 },
         },
-        dead: { instances: [`http://${DEAD_HOST}:${dead}`], circuit_breaker: deadBreaker },
+        dead: { instances: [`http://${DEAD_HOST}:${dead}`], circuit_breaker: deadBreaker, outlier_detection: { max_ejection_percent: 0 } },
       },
     },
   },
