@@ -171,6 +171,8 @@ class RedisSharedState implements SharedState {
       // A closing socket that gets no FIN back is destroyed after this (default 2 s, on a
       // timer that would hold a shutting-down gateway while Redis is gone).
       disconnectTimeout: 50,
+      // Decisions made in one event-loop turn go out in one write (one syscall, not one each).
+      enableAutoPipelining: true,
     }) as ScriptedRedis;
     this.#where = this.#client.options.path ?? `${this.#client.options.host}:${this.#client.options.port}`;
     this.#client.defineCommand('switchyardTake', { numberOfKeys: 1, lua: GCRA_TAKE });

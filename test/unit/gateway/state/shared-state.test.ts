@@ -230,11 +230,15 @@ test('a stall of this process longer than the deadline times out the calls in fl
   const key = `stall-${randomUUID()}`;
   // Send, then block the event loop past the 50 ms deadline while Redis' replies wait in the
   // socket: from the check phase, so the next turn runs the expired timers before reading them.
+  // The calls are written together by a setImmediate of ioredis (auto-pipelining, one write
+  // for all), so the stall comes from a setImmediate queued after it: right after that write.
   const inFlight = await new Promise<Promise<{ error?: unknown }>[]>((resolve) => setImmediate(() => {
     const calls = Array.from({ length: 20 }, () => timed(s.state.take(key, 1000, 1000)));
-    const until = performance.now() + 80;
-    while (performance.now() < until);
-    resolve(calls);
+    setImmediate(() => {
+      const until = performance.now() + 80;
+      while (performance.now() < until);
+      resolve(calls);
+    });
   }));
   const settled = await Promise.all(inFlight);
   assert.ok(settled.some((x) => x.error instanceof SharedStateUnavailableError), 'the stall timed calls out');
