@@ -93,6 +93,8 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
   connectFailed = false;
 
   #controller: AbortController | undefined;
+  /** The first after-hook (most requests have one: the concurrency permit), then the rest. */
+  #after1: ((o: Outcome) => void) | undefined;
   #after: ((o: Outcome) => void)[] | undefined;
   #headers: [name: string, value: string, lower: string][] | undefined;
   #closed = false;
@@ -131,7 +133,8 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
 
   /** Run `fn` exactly once when the exchange ends (client abort included); hooks run in reverse order. */
   after(fn: (o: Outcome) => void): void {
-    (this.#after ??= []).push(fn);
+    if (this.#after1 === undefined) this.#after1 = fn;
+    else (this.#after ??= []).push(fn);
   }
 
   addResponseHeader(name: string, value: string): void {
@@ -285,15 +288,22 @@ export class Exchange implements PolicyContext, Sink, ForwardOwner {
     const hooks = this.#after;
     if (hooks) {
       this.#after = undefined;
-      for (let i = hooks.length - 1; i >= 0; i--) {
-        // One failing hook must not keep the others (releasing permits, say) from running.
-        try {
-          hooks[i]!(outcome);
-        } catch (err) {
-          onHookError?.(err);
-        }
-      }
+      for (let i = hooks.length - 1; i >= 0; i--) runHook(hooks[i]!, outcome, onHookError);
+    }
+    const first = this.#after1;
+    if (first) {
+      this.#after1 = undefined;
+      runHook(first, outcome, onHookError);
     }
     return outcome;
+  }
+}
+
+/** One failing hook must not keep the others (releasing permits, say) from running. */
+function runHook(fn: (o: Outcome) => void, outcome: Outcome, onError: ((err: unknown) => void) | undefined): void {
+  try {
+    fn(outcome);
+  } catch (err) {
+    onError?.(err);
   }
 }
