@@ -40,7 +40,7 @@ interface Report {
   in_flight: number;
 }
 
-async function gatewayWith(live: TestUpstream, shadow: TestUpstream, extra: Record<string, unknown> = {}): Promise<TestGateway> {
+async function gatewayWith(live: TestUpstream, shadow: TestUpstream, extra: Record<string, unknown> = {}, shadowTimeoutMs = 5000): Promise<TestGateway> {
   return startGateway({
     admin: { keys: [ADMIN] },
     endpoints: {
@@ -50,7 +50,7 @@ async function gatewayWith(live: TestUpstream, shadow: TestUpstream, extra: Reco
         mirror_traffic: { shadow: 10 },
         deployments: {
           blue: { instances: [live.url], request_settings: { max_concurrent_requests_per_instance: 256 } },
-          shadow: { instances: [shadow.url], request_settings: { request_timeout_ms: 5000 } },
+          shadow: { instances: [shadow.url], request_settings: { request_timeout_ms: shadowTimeoutMs } },
         },
         ...extra,
       },
@@ -129,8 +129,10 @@ describe('mirroring', () => {
 
   test('10,000 requests against a shadow that hangs: memory stays flat, the copies out never pass the budget', async () => {
     const live = keep(await model('blue', () => ({ json: { ok: true, pad: 'p'.repeat(2000) } })));
-    const shadow = keep(await model('shadow', () => ({ json: { ok: true }, delayMs: 5000 })));
-    const gw = keep(await gatewayWith(live, shadow));
+    // The shadow never answers within the test (its timeout is a minute): nothing frees the budget.
+    const shadow = await model('shadow', () => ({ json: { ok: true }, delayMs: 60_000 }));
+    const gw = keep(await gatewayWith(live, shadow, {}, 60_000));
+    keep(shadow); // closed before the gateway, so the gateway's pools have nothing left to wait for
     const run = async (n: number): Promise<void> => {
       const workers = Array.from({ length: 20 }, async () => {
         for (let i = 0; i < n / 20; i++) assert.equal((await score(gw, JSON.stringify({ x: 'q'.repeat(1000) }))).status, 200);
@@ -152,10 +154,9 @@ describe('mirroring', () => {
     gc();
     const grown = (process.memoryUsage().heapUsed - before) / 2 ** 20;
     const rep = await report(gw);
-    assert.ok(rep.in_flight <= 100 && rep.in_flight > 0, `copies out at once within the default budget: ${rep.in_flight}`);
-    // Every sampled request is accounted for: out now, settled (timed out at 5 s), or skipped.
-    assert.equal(rep.in_flight + rep.mirrored + rep.skipped.skipped_budget, 1000);
-    assert.ok(rep.skipped.skipped_budget >= 800, `most copies skipped while the budget was full: ${rep.skipped.skipped_budget}`);
+    assert.equal(rep.in_flight, 100, 'the default budget of copies out at once');
+    assert.equal(rep.skipped.skipped_budget, 900, '1,000 sampled: 100 out, 900 skipped');
+    assert.equal(rep.mirrored, 0, 'none settled');
     // 8,000 requests with 800 more sampled copies: nothing of them is kept past the budget.
     assert.ok(grown < 10, `heap grew ${grown.toFixed(1)} MiB over 8,000 requests`);
   });
