@@ -1,32 +1,49 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import type { CapturedAnswer, Comparison, FieldDiff } from './types.ts';
 
 /**
- * The verdict on a live/shadow pair of answers (issue 11). Pure: no I/O, no clock.
+ * The verdict on a live/shadow pair of answers (issue 11). Pure: no I/O, no clock (one random
+ * key per process, drawn at load, tags unreadable keys in paths; see Paths below).
  *
  * Rules, in order:
  *  1. Shadow timed out → `timeout`; shadow failed otherwise (or never answered, status 0) → `error`.
  *  2. Live failed (status 0 or a failure) → `not_compared` (`live_failed`).
  *  3. Status classes differ (2xx vs 4xx vs 5xx…) → `disagree`, one diff at the pseudo-path
  *     `$status` (values: the two statuses). Same class (200 vs 201) goes on to the bodies.
- *  4. A body not captured (over `mirror_max_body_bytes`, or incomplete) → `not_compared`
+ *  4. An answer with a `Content-Encoding` other than `identity` (either side) → `not_compared`
+ *     (`encoded_body`): the capture keeps the bytes as sent and does not decode them, so two
+ *     gzip bodies cannot be compared field by field (and the pair is never learned as noise).
+ *  5. A body not captured (over `mirror_max_body_bytes`, or incomplete) → `not_compared`
  *     (`live_body_not_captured` / `shadow_body_not_captured`).
- *  5. Byte-identical bodies → `agree` (whatever the content type).
- *  6. The kind of body is taken from `content-type` (never sniffed): JSON
+ *  6. Byte-identical bodies → `agree` (whatever the content type).
+ *  7. The kind of body is taken from `content-type` (never sniffed): JSON
  *     (`application/json`, `…+json`), event stream (`text/event-stream`), or other. Different
  *     kinds → `disagree` at the pseudo-path `$content_type`.
- *  7. JSON: both parsed and compared deeply — objects by key (order-insensitive), arrays by
- *     index (a length difference is one diff at the array's path, and the common prefix is
- *     still compared), strings/booleans/null exactly, numbers within a relative tolerance
- *     unless both are integers (`numbersEqual`). A side that is not valid JSON → `disagree` at `$` (both invalid:
- *     the bytes already differ, so also `$`).
- *  8. Event stream: the sequence of `data:` payloads (one per event, multi-line data joined
+ *  8. JSON: both parsed and compared deeply — objects by key (order-insensitive), arrays by
+ *     index (a length difference is one diff at the array's length pseudo-segment `[#]`,
+ *     `$.xs[#]`, values the two lengths, and the common prefix is still compared),
+ *     strings/booleans/null exactly, numbers within a relative tolerance unless both are
+ *     integers (`numbersEqual`). A side that is not valid JSON → `disagree` at `$` (both
+ *     invalid: the bytes already differ, so also `$`).
+ *  9. Event stream: the sequence of `data:` payloads (one per event, multi-line data joined
  *     by `\n`; `event:`/`id:`/`retry:` and comments ignored). Another number of events is a
- *     diff at `$`; payload `i` is compared at `$[i]`, as JSON when both sides parse, else
- *     exactly (`[DONE]`).
- *  9. Other bodies: byte for byte; a difference is one diff at `$`.
+ *     diff at `$[#]` (values the two counts); payload `i` is compared at `$[i]`, as JSON when
+ *     both sides parse, else exactly (`[DONE]`).
+ * 10. Other bodies: byte for byte; a difference is one diff at `$`.
  *
- * Paths: `$` is the body; `.key` for identifier-like keys, `["key"]` (JSON-quoted) for any
- * other key, `[3]` for an array index. `normalisePath` turns indices into `[*]` for counting.
+ * `$` alone means "the whole body differs" and is never learned as noise (noise.ts).
+ *
+ * Paths: `$` is the body; `[3]` an array index; `[#]` an array's (or event stream's) length;
+ * a key is shown only when it looks like a field name (`readableKey`: at most 32 characters
+ * of `[A-Za-z_][A-Za-z0-9_.-]*` with no run of 8+ letters-and-digits mixing both and no run
+ * of 7+ digits, or a small integer of at most 6 digits): `.key` when it is an identifier,
+ * `["key"]` otherwise (`["content-type"]`, `["0"]`). Any other key (secret-looking, long,
+ * with spaces or symbols) is shown as `["<key N chars #tag>"]`, the tag being 8 hex digits of
+ * an HMAC-SHA256 of the key under a random per-process key: equal keys get equal tags, in every
+ * comparison, the noise model and the report, but a tag cannot be reversed or checked against
+ * a guess from outside the process. A path longer than MAX_PATH_CHARS is cut at a segment
+ * boundary, normalised, and ends in `…#tag` (the tag of the whole normalised path), so it stays
+ * one distinct field. `normalisePath` turns indices into `[*]` for counting.
  * Values in a diff are JSON text cut to VALUE_PREVIEW_CHARS (ending in `…` when cut); an
  * empty string means "absent on this side".
  */
@@ -38,15 +55,25 @@ export const MAX_FIELD_DIFFS = 100;
 /** Length of a value's JSON text in a diff, `…` included when cut. */
 export const VALUE_PREVIEW_CHARS = 80;
 
+/** Longest path (characters); longer ones are cut and tagged (see the top of this file). */
+export const MAX_PATH_CHARS = 256;
+/** Longest key shown as it is (a longer one is tagged). */
+export const MAX_KEY_CHARS = 32;
+
 /** Pseudo-paths: not into the body, never learned as noise. */
 export const STATUS_PATH = '$status';
 export const CONTENT_TYPE_PATH = '$content_type';
+/** The whole body: a difference there is not field-level, never learned as noise. */
+export const BODY_PATH = '$';
+/** The segment for an array's (or an event stream's) length: `$.xs[#]`. */
+export const LENGTH_SEGMENT = '[#]';
 
 /** `reason` of a `not_compared` comparison. */
 export const NOT_COMPARED = {
   liveFailed: 'live_failed',
   liveBody: 'live_body_not_captured',
   shadowBody: 'shadow_body_not_captured',
+  encoded: 'encoded_body',
 } as const;
 
 export interface CompareOptions {
@@ -129,10 +156,39 @@ export function pathAndAncestors(path: string): string[] {
   return out.reverse();
 }
 
-const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+/** Per process: tags keys (and over-long paths) that are not shown as they are. */
+const PATH_TAG_KEY = randomBytes(32);
 
-function keySegment(key: string | number): string {
+/** 8 hex digits of an HMAC-SHA256 of `text` under the per-process key. */
+export function pathTag(text: string): string {
+  return createHmac('sha256', PATH_TAG_KEY).update(text).digest('hex').slice(0, 8);
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const SMALL_INT = /^\d{1,6}$/;
+const ALNUM_RUN = /[A-Za-z0-9]+/g;
+
+/**
+ * Whether a JSON key looks like a field name, and is shown in paths as it is: at most
+ * MAX_KEY_CHARS characters of `[A-Za-z_][A-Za-z0-9_.-]*` with no run of 8 or more letters and
+ * digits mixing both (`KEYSECRET999`, a hash, a token) and no run of 7 or more digits (an
+ * account or phone number); or a small integer (at most 6 digits: a class index).
+ */
+export function readableKey(key: string): boolean {
+  if (SMALL_INT.test(key)) return true;
+  if (key.length > MAX_KEY_CHARS || !FIELD_NAME.test(key)) return false;
+  for (const [run] of key.matchAll(ALNUM_RUN)) {
+    if (/\d{7}/.test(run)) return false;
+    if (run.length >= 8 && /\d/.test(run) && /[A-Za-z]/.test(run)) return false;
+  }
+  return true;
+}
+
+/** A key's path segment (see the top of this file). */
+export function keySegment(key: string | number): string {
   if (typeof key === 'number') return `[${key}]`;
+  if (!readableKey(key)) return `["<key ${key.length} chars #${pathTag(key)}>"]`;
   return IDENT.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
 }
 
@@ -141,14 +197,42 @@ interface Node {
   readonly parent: Node | undefined;
   /** The root text (`$`) for the root, else the key or index. */
   readonly key: string | number;
+  /** Its segment, once built (a tagged key is hashed once, however many diffs lie below it). */
+  segment?: string;
 }
 
-function pathOf(node: Node): string {
-  const parts: string[] = [];
+function segmentOf(n: Node): string {
+  return (n.segment ??= n.parent === undefined ? String(n.key) : keySegment(n.key));
+}
+
+/**
+ * A path no longer than MAX_PATH_CHARS: a longer one keeps its leading segments (normalised,
+ * indices as `[*]`) while they fit, then `…#tag`, the tag of the whole normalised path; so two
+ * paths to the same field cut the same way, and `normalisePath` leaves the result unchanged.
+ */
+export function capPath(path: string): string {
+  if (path.length <= MAX_PATH_CHARS) return path;
+  const segs = pathSegments(path).map((s) => (INDEX.test(s) ? '[*]' : s));
+  const tag = `…#${pathTag(segs.join(''))}`;
+  let out = '';
+  for (const s of segs) {
+    if (out.length + s.length + tag.length > MAX_PATH_CHARS) break;
+    out += s;
+  }
+  return out + tag;
+}
+
+function pathOf(node: Node, extra = ''): string {
+  const parts: string[] = [extra];
+  let len = extra.length;
   let n: Node | undefined = node;
-  for (; n.parent !== undefined; n = n.parent) parts.push(keySegment(n.key));
-  parts.push(String(n.key));
-  return parts.reverse().join('');
+  for (; n !== undefined; n = n.parent) {
+    const s = segmentOf(n);
+    parts.push(s);
+    len += s.length;
+  }
+  const path = parts.reverse().join('');
+  return len <= MAX_PATH_CHARS ? path : capPath(path);
 }
 
 /** Absent on one side (a key only the other has). */
@@ -253,7 +337,7 @@ function walk(frames: Frame[], diffs: Diffs, tol: number): boolean {
     } else if (ka === 'array') {
       const xa = a as unknown[];
       const xb = b as unknown[];
-      if (xa.length !== xb.length && !diffs.add(pathOf(node), a, b)) return false;
+      if (xa.length !== xb.length && !diffs.add(pathOf(node, LENGTH_SEGMENT), xa.length, xb.length)) return false;
       for (let i = Math.min(xa.length, xb.length) - 1; i >= 0; i--) {
         if (xa[i] !== xb[i]) stack.push({ a: xa[i], b: xb[i], node: { parent: node, key: i } });
       }
@@ -277,7 +361,6 @@ function walk(frames: Frame[], diffs: Diffs, tol: number): boolean {
   return true;
 }
 
-const ROOT: Node = { parent: undefined, key: '$' };
 
 type Parsed = { ok: true; value: unknown } | { ok: false; text: string };
 
@@ -335,13 +418,14 @@ function tryParse(text: string): Parsed {
 function compareEventStreams(live: Buffer, shadow: Buffer, diffs: Diffs, tol: number): void {
   const ea = parseEventStream(live.toString('utf8'));
   const eb = parseEventStream(shadow.toString('utf8'));
-  if (ea.length !== eb.length && !diffs.add('$', ea, eb)) return;
+  if (ea.length !== eb.length && !diffs.add(BODY_PATH + LENGTH_SEGMENT, ea.length, eb.length)) return;
   const n = Math.min(ea.length, eb.length);
+  const root: Node = { parent: undefined, key: BODY_PATH };
   for (let i = 0; i < n; i++) {
     const a = ea[i]!;
     const b = eb[i]!;
     if (a === b) continue;
-    const node: Node = { parent: ROOT, key: i };
+    const node: Node = { parent: root, key: i };
     const pa = tryParse(a);
     const pb = tryParse(b);
     if (pa.ok && pb.ok) {
@@ -359,6 +443,12 @@ function verdict(diffs: Diffs): Comparison {
 
 const statusClass = (s: number): number => Math.floor(s / 100);
 
+/** Whether an answer's body is content-encoded (gzip, br…): anything but absent, empty or `identity`. */
+export function isEncoded(a: CapturedAnswer): boolean {
+  const e = a.contentEncoding?.trim().toLowerCase();
+  return e !== undefined && e !== '' && e !== 'identity';
+}
+
 /** Compare the live answer with the shadow's (rules at the top of this file). */
 export function compareAnswers(live: CapturedAnswer, shadow: CapturedAnswer, opts: CompareOptions): Comparison {
   if (shadow.failure === 'timeout') return { outcome: 'timeout', diffs: [] };
@@ -367,6 +457,7 @@ export function compareAnswers(live: CapturedAnswer, shadow: CapturedAnswer, opt
   if (statusClass(live.status) !== statusClass(shadow.status)) {
     return { outcome: 'disagree', diffs: [{ path: STATUS_PATH, live: String(live.status), shadow: String(shadow.status) }] };
   }
+  if (isEncoded(live) || isEncoded(shadow)) return { outcome: 'not_compared', diffs: [], reason: NOT_COMPARED.encoded };
   if (live.body === undefined) return { outcome: 'not_compared', diffs: [], reason: NOT_COMPARED.liveBody };
   if (shadow.body === undefined) return { outcome: 'not_compared', diffs: [], reason: NOT_COMPARED.shadowBody };
   if (live.body.equals(shadow.body)) return { outcome: 'agree', diffs: [] };
@@ -383,12 +474,12 @@ export function compareAnswers(live: CapturedAnswer, shadow: CapturedAnswer, opt
   if (kind === 'json') {
     const a = parseJson(live.body);
     const b = parseJson(shadow.body);
-    if (a.ok && b.ok) walk([{ a: a.value, b: b.value, node: ROOT }], diffs, tol);
-    else diffs.add('$', a.ok ? a.value : a.text.slice(0, VALUE_PREVIEW_CHARS * 4), b.ok ? b.value : b.text.slice(0, VALUE_PREVIEW_CHARS * 4));
+    if (a.ok && b.ok) walk([{ a: a.value, b: b.value, node: { parent: undefined, key: BODY_PATH } }], diffs, tol);
+    else diffs.add(BODY_PATH, a.ok ? a.value : a.text.slice(0, VALUE_PREVIEW_CHARS * 4), b.ok ? b.value : b.text.slice(0, VALUE_PREVIEW_CHARS * 4));
   } else if (kind === 'event-stream') {
     compareEventStreams(live.body, shadow.body, diffs, tol);
   } else {
-    diffs.add('$', textOf(live.body), textOf(shadow.body));
+    diffs.add(BODY_PATH, textOf(live.body), textOf(shadow.body));
   }
   return verdict(diffs);
 }

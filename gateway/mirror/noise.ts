@@ -1,4 +1,4 @@
-import { compareAnswers, isPseudoPath, normalisePath, pathAndAncestors } from './compare.ts';
+import { BODY_PATH, compareAnswers, isPseudoPath, normalisePath } from './compare.ts';
 import type { CapturedAnswer, Comparison, FieldDiff } from './types.ts';
 
 /**
@@ -7,14 +7,21 @@ import type { CapturedAnswer, Comparison, FieldDiff } from './types.ts';
  * differ are learned. A shadow that differs from live only on such fields is not counted
  * as disagreeing.
  *
- * The rule, kept explainable: a field (normalised path, `$.items[*].id`) is noisy when live
- * differed from itself on it in at least `minRate` (default 1%) of the usable baseline pairs,
- * and at least once. A field is also noisy when a field containing it is (`$.meta` noisy makes
- * `$.meta.ts` noisy). The status and content-type pseudo-paths are never noisy.
+ * The rule, kept explainable: a field (normalised path, `$.items[*].id`, `$.items[#]` for the
+ * array's length) is noisy when live differed from itself on exactly that field in at least
+ * `minRate` (default 1%) of the usable baseline pairs, and at least once. Only the field
+ * itself counts, never a field containing it: a difference at `$.meta` (absent on one side,
+ * or another type) says nothing about `$.meta.ts` when both sides have it, and would otherwise
+ * cancel every difference beneath it; a field that really varies in live is learned itself.
+ * Likewise an array's length (`$.items[#]`) is a field of its own and covers no element.
+ * Never noisy: the status and content-type pseudo-paths, and `$`, the whole body.
  *
  * A pair is usable when both live answers were captured whole and compared (same status class,
- * same kind of body); pairs where one live answer failed, or the two differ in status class or
- * kind, are skipped: a live deployment failing now and then is not noise to cancel.
+ * same kind of body, not content-encoded) and differ, if at all, field by field. Skipped
+ * (`skippedPairs`): one live answer failed, or the two differ in status class or kind, or a body
+ * was not compared: a live deployment failing now and then is not noise to cancel. Not learned
+ * either (`liveNondeterministic`): the two live answers differ over the whole body (`$`: bytes of
+ * a non-JSON body, invalid JSON, another top-level value), which teaches nothing field-level.
  *
  * Simpler than Diffy, which reports a field only when candidate diffs exceed noise diffs by
  * 20% relative and 0.03% absolute: here a single per-field threshold decides each request,
@@ -48,6 +55,7 @@ export class NoiseModel {
   readonly #counts = new Map<string, number>();
   #pairs = 0;
   #skipped = 0;
+  #wholeBody = 0;
   #untracked = 0;
 
   constructor(opts: NoiseOptions = {}) {
@@ -63,6 +71,10 @@ export class NoiseModel {
     const c = compareAnswers(liveA, liveB, { numberTolerance: tol });
     if (c.outcome !== 'agree' && c.outcome !== 'disagree') return this.#skip();
     if (c.diffs.some((d) => isPseudoPath(d.path))) return this.#skip();
+    if (c.diffs.some((d) => d.path === BODY_PATH)) {
+      this.#wholeBody++;
+      return false;
+    }
     this.#pairs++;
     const fields = new Set<string>();
     for (const d of c.diffs) fields.add(normalisePath(d.path));
@@ -90,6 +102,11 @@ export class NoiseModel {
     return this.#skipped;
   }
 
+  /** Baseline pairs whose two live answers differed over the whole body (`$`): not learned. */
+  get liveNondeterministic(): number {
+    return this.#wholeBody;
+  }
+
   /** Field differences not learned because `maxPaths` fields were already tracked. */
   get untracked(): number {
     return this.#untracked;
@@ -106,11 +123,10 @@ export class NoiseModel {
     return n !== undefined && n > 0 && n / this.#pairs >= this.#minRate;
   }
 
-  /** Whether a difference at `path` (concrete or normalised) is live's own noise. */
+  /** Whether a difference at `path` (concrete or normalised) is live's own noise (that field itself; see above). */
   isNoisy(path: string): boolean {
-    if (this.#pairs === 0 || isPseudoPath(path)) return false;
-    for (const p of pathAndAncestors(normalisePath(path))) if (this.#noisyItself(p)) return true;
-    return false;
+    if (this.#pairs === 0 || path === BODY_PATH || isPseudoPath(path)) return false;
+    return this.#noisyItself(normalisePath(path));
   }
 
   /** The noisy fields, most often differing first (ties by path). */

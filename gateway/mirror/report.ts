@@ -13,8 +13,16 @@ import type { Comparison, MirrorOutcome } from './types.ts';
  * Definitions:
  *  - mirrored: copies sent (agree + disagree + error + timeout + not_compared); skipped
  *    copies (budget full, body over the cap) are counted apart and never sent.
- *  - outcomes are after noise cancellation: a disagreement only on noisy fields is an
- *    `agree` (also counted in `noise_cancelled`).
+ *  - outcomes are after noise cancellation, judged when the report is made, with the noise
+ *    model as it is then: a disagreement only on fields noisy now is an `agree` (also counted
+ *    in `noise_cancelled`), however early it was compared. To re-judge without keeping
+ *    answers, each disagreement is kept as its *signature*, the set of its differing fields
+ *    (normalised paths), with a count: at most MAX_SIGNATURES signatures of at most
+ *    MAX_SIGNATURE_CHARS characters. A disagreement that cannot be re-judged stays one, and
+ *    is counted in `not_rejudged`: its comparison was truncated (a differing field may be
+ *    missing), its signature is longer, or it came once MAX_SIGNATURES were kept.
+ *    `record()`'s return value (the `switchyard_mirror_requests_total` metric) is the verdict
+ *    at the time of the comparison, so the metric's early disagreements stay disagreements.
  *  - agreement_rate = agree / (agree + disagree), noise-cancelled agreements included;
  *    agreement_rate_raw = the same without noise cancellation. null before any comparison.
  *  - fields: per field (normalised path), the number of compared requests (agree + disagree)
@@ -30,7 +38,9 @@ import type { Comparison, MirrorOutcome } from './types.ts';
  * HMAC keyed by a random per-report key — equal strings show equal tags within one report,
  * but the tag cannot be reversed or checked against a guess from outside the process;
  * objects and arrays become `object(N keys)` / `array(N)`; a value cut for length shows only
- * its type. Paths (keys and indices) are shown as they are.
+ * its type. Paths are compare.ts's: indices, and keys that look like field names, are shown;
+ * any other key (secret-looking, long) is a length and a per-process tag, and a path is at
+ * most 256 characters.
  */
 
 export interface MirrorSetting {
@@ -94,6 +104,8 @@ export interface MirrorReport {
   readonly outcomes: { readonly agree: number; readonly disagree: number; readonly error: number; readonly timeout: number; readonly not_compared: number };
   /** Of `outcomes.agree`: disagreements only on noisy fields. */
   readonly noise_cancelled: number;
+  /** Of `outcomes.disagree`: disagreements kept as such whatever the noise model learns (see the header). */
+  readonly not_rejudged: number;
   readonly not_compared_reasons: Readonly<Record<string, number>>;
   /** agree + disagree. */
   readonly compared: number;
@@ -109,6 +121,8 @@ export interface MirrorReport {
   readonly noise_baseline: {
     readonly pairs: number;
     readonly skipped_pairs: number;
+    /** Pairs whose two live answers differed over the whole body: nothing field-level learned. */
+    readonly live_nondeterministic: number;
     readonly noisy_fields: readonly { readonly path: string; readonly rate: number }[];
   } | null;
 }
@@ -121,6 +135,10 @@ interface FieldStat {
 type Compared = Exclude<MirrorOutcome, 'skipped_budget' | 'skipped_body'>;
 
 const MAX_REASONS = 20;
+/** Distinct sets of differing fields kept for re-judging disagreements. */
+export const MAX_SIGNATURES = 1000;
+/** Longest signature (its paths joined by newlines) kept. */
+export const MAX_SIGNATURE_CHARS = 2048;
 /** 1 µs … 1 h, in µs. */
 const HIST_MAX_US = 3_600_000_000;
 
@@ -179,14 +197,17 @@ export class MirrorStats {
   readonly #maxPaths: number;
   readonly #top: number;
   readonly #key: Uint8Array;
+  /** agree and disagree as compared (raw); the report re-judges disagreements from #signatures. */
   readonly #outcomes = { agree: 0, disagree: 0, error: 0, timeout: 0, not_compared: 0 };
+  /** Signature (sorted normalised paths joined by `\n`) → disagreements with it. */
+  readonly #signatures = new Map<string, number>();
+  #notRejudged = 0;
   readonly #skipped = { skipped_budget: 0, skipped_body: 0 };
   readonly #reasons = new Map<string, number>();
   readonly #fields = new Map<string, FieldStat>();
   readonly #status = new Map<string, number>();
   readonly #live = newHistogram();
   readonly #shadow = newHistogram();
-  #noiseCancelled = 0;
   #other = 0;
   #noise: NoiseModel | undefined;
 
@@ -205,8 +226,9 @@ export class MirrorStats {
 
   /**
    * Count one mirrored request (or a skipped one, by `outcome`). The noise model, when given,
-   * cancels disagreements on noisy fields and marks fields noisy in the report (the latest one
-   * given is used). Returns the outcome to count in `switchyard_mirror_requests_total`.
+   * is the one the report judges with (the latest one given). Returns the outcome to count in
+   * `switchyard_mirror_requests_total`: noise cancelled with the model as it is now, a
+   * point-in-time verdict (the report re-judges disagreements when it is made).
    */
   record(result: MirrorResult, noise: NoiseModel | undefined): MirrorOutcome {
     if (result.outcome === 'skipped_budget' || result.outcome === 'skipped_body') {
@@ -217,16 +239,17 @@ export class MirrorStats {
     let outcome: Compared;
     const c = result.comparison;
     if (c !== undefined) {
-      const v = cancelNoise(c, noise);
-      outcome = v.outcome;
-      if (v.noiseCancelled) this.#noiseCancelled++;
-      if (outcome === 'not_compared') this.#reason(c.reason ?? 'unknown');
-      if (outcome === 'agree' || outcome === 'disagree') this.#countFields(c);
+      outcome = cancelNoise(c, noise).outcome;
+      if (c.outcome === 'not_compared') this.#reason(c.reason ?? 'unknown');
+      if (c.outcome === 'agree' || c.outcome === 'disagree') this.#countFields(c);
+      if (c.outcome === 'disagree') this.#signature(c);
+      this.#outcomes[c.outcome]++;
     } else {
       outcome = result.outcome ?? 'not_compared';
       if (outcome === 'not_compared') this.#reason('unknown');
+      if (outcome === 'disagree') this.#notRejudged++;
+      this.#outcomes[outcome]++;
     }
-    this.#outcomes[outcome]++;
     recordMs(this.#live, result.liveLatencyMs);
     recordMs(this.#shadow, result.shadowLatencyMs);
     if (result.shadowStatus !== undefined) {
@@ -239,6 +262,29 @@ export class MirrorStats {
   #reason(reason: string): void {
     const r = this.#reasons.has(reason) || this.#reasons.size < MAX_REASONS ? reason : 'other';
     this.#reasons.set(r, (this.#reasons.get(r) ?? 0) + 1);
+  }
+
+  /** Keep a disagreement's set of differing fields, to judge it again at report time. */
+  #signature(c: Comparison): void {
+    if (c.truncated === true) {
+      this.#notRejudged++;
+      return;
+    }
+    const sig = [...new Set(c.diffs.map((d) => normalisePath(d.path)))].sort().join('\n');
+    const n = this.#signatures.get(sig);
+    if (n !== undefined) this.#signatures.set(sig, n + 1);
+    else if (sig.length > 0 && sig.length <= MAX_SIGNATURE_CHARS && this.#signatures.size < MAX_SIGNATURES) this.#signatures.set(sig, 1);
+    else this.#notRejudged++;
+  }
+
+  /** Disagreements whose every differing field is noisy now. */
+  #cancelled(noise: NoiseModel | undefined): number {
+    if (noise === undefined || noise.pairs === 0) return 0;
+    let n = 0;
+    for (const [sig, count] of this.#signatures) {
+      if (sig.split('\n').every((p) => noise.isNoisy(p))) n += count;
+    }
+    return n;
   }
 
   #countFields(c: Comparison): void {
@@ -265,10 +311,12 @@ export class MirrorStats {
   /** The report (snake_case JSON), `setting` overriding the one given at construction. */
   report(setting: MirrorSetting = {}): MirrorReport {
     const s = { ...this.#setting, ...setting };
-    const o = this.#outcomes;
+    const noise = this.#noise;
+    const raw = this.#outcomes;
+    const cancelled = this.#cancelled(noise);
+    const o = { ...raw, agree: raw.agree + cancelled, disagree: raw.disagree - cancelled };
     const mirrored = o.agree + o.disagree + o.error + o.timeout + o.not_compared;
     const compared = o.agree + o.disagree;
-    const noise = this.#noise;
     const fields = [...this.#fields].map(([path, f]) => ({ path, f, noisy: noise?.isNoisy(path) ?? false }));
     fields.sort((a, b) => Number(a.noisy) - Number(b.noisy) || b.f.count - a.f.count || byPath(a.path, b.path));
     return {
@@ -278,12 +326,13 @@ export class MirrorStats {
       since: this.#since,
       mirrored,
       skipped: { ...this.#skipped },
-      outcomes: { ...o },
-      noise_cancelled: this.#noiseCancelled,
+      outcomes: o,
+      noise_cancelled: cancelled,
+      not_rejudged: this.#notRejudged,
       not_compared_reasons: Object.fromEntries(this.#reasons),
       compared,
       agreement_rate: ratio(o.agree, compared),
-      agreement_rate_raw: ratio(o.agree - this.#noiseCancelled, compared),
+      agreement_rate_raw: ratio(raw.agree, compared),
       fields: fields.slice(0, this.#top).map(({ path, f, noisy }) => ({
         path,
         count: f.count,
@@ -300,6 +349,7 @@ export class MirrorStats {
         ? {
           pairs: noise.pairs,
           skipped_pairs: noise.skippedPairs,
+          live_nondeterministic: noise.liveNondeterministic,
           noisy_fields: noise.noisyFields().slice(0, this.#top).map((n) => ({ path: n.path, rate: round4(n.rate) })),
         }
         : null,

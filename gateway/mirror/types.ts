@@ -14,6 +14,11 @@ export interface CapturedAnswer {
   readonly body: Buffer | undefined;
   /** From sending the request to the end of the answer (ms). */
   readonly latencyMs: number;
+  /**
+   * The answer's `content-encoding` header, as sent (the capture does not decode): a body in
+   * any encoding but `identity` is not compared (`encoded_body`). Absent or empty: identity.
+   */
+  readonly contentEncoding?: string | undefined;
   /** Why there is no answer: the instance timed out, or failed (refused, reset, 502). */
   readonly failure?: 'timeout' | 'error' | undefined;
 }
@@ -30,7 +35,10 @@ export type MirrorOutcome =
 
 /** One field that differs between two JSON answers. */
 export interface FieldDiff {
-  /** JSON path such as `$.predictions[0].score` (array indices kept; see compare.ts for how paths are normalised for counting). */
+  /**
+   * JSON path such as `$.predictions[0].score` (array indices kept; `$.xs[#]` for a length;
+   * unreadable keys tagged, at most 256 characters: see compare.ts, also for normalisation).
+   */
   readonly path: string;
   /** The two values, as JSON text, cut to a short length (the report redacts them further). */
   readonly live: string;

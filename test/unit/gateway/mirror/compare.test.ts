@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  MAX_DIFFS, MAX_FIELD_DIFFS, VALUE_PREVIEW_CHARS, bodyKind, compareAnswers, normalisePath, numbersEqual,
-  parseEventStream, pathAndAncestors, pathSegments, preview,
+  MAX_DIFFS, MAX_FIELD_DIFFS, MAX_PATH_CHARS, VALUE_PREVIEW_CHARS, bodyKind, compareAnswers, normalisePath, numbersEqual,
+  parseEventStream, pathAndAncestors, pathSegments, pathTag, preview, readableKey,
 } from '../../../../gateway/mirror/compare.ts';
 import type { CapturedAnswer, Comparison } from '../../../../gateway/mirror/types.ts';
 
@@ -62,13 +62,16 @@ test('different values, types, missing keys and array lengths disagree at the ri
     { path: '$.predictions[1].label', live: '"dog"', shadow: '"cow"' },
     { path: '$.meta.only_live', live: 'true', shadow: '' },
     { path: '$.meta.only_shadow', live: '', shadow: 'null' },
-    { path: '$.tags', live: '["a","b"]', shadow: '["a","b","c"]' },
+    { path: '$.tags[#]', live: '2', shadow: '3' },
   ]);
 });
 
-test('array length difference is one diff at the array, and the common prefix is still compared', () => {
+test('array length difference is one diff at the array length `[#]`, and the common prefix is still compared', () => {
   const c = compareAnswers(json({ xs: [1, 2, 3] }), json({ xs: [1, 5] }), tol);
-  assert.deepEqual(paths(c), ['$.xs', '$.xs[1]']);
+  assert.deepEqual(c.diffs, [{ path: '$.xs[#]', live: '3', shadow: '2' }, { path: '$.xs[1]', live: '2', shadow: '5' }]);
+  assert.deepEqual(paths(compareAnswers(json([1]), json([1, 2]), tol)), ['$[#]']);
+  assert.equal(normalisePath('$.xs[#]'), '$.xs[#]');
+  assert.deepEqual(pathSegments('$.xs[3][#]'), ['$', '.xs', '[3]', '[#]']);
 });
 
 test('a top-level difference in type or value is at $', () => {
@@ -76,9 +79,52 @@ test('a top-level difference in type or value is at $', () => {
   assert.deepEqual(compareAnswers(json(1), json(2), tol).diffs, [{ path: '$', live: '1', shadow: '2' }]);
 });
 
-test('keys that are not identifiers are quoted in paths', () => {
-  const c = compareAnswers(json({ 'content-type': 'a', 'x.y': 1, 'q"[1]': 2 }), json({ 'content-type': 'b', 'x.y': 2, 'q"[1]': 3 }), tol);
-  assert.deepEqual(paths(c), ['$["content-type"]', '$["x.y"]', '$["q\\"[1]"]']);
+test('field-name keys that are not identifiers are quoted in paths; other keys are a length and a tag', () => {
+  const c = compareAnswers(json({ 'content-type': 'a', 'x.y': 1, 'q"[1]': 2, 0: 1 }), json({ 'content-type': 'b', 'x.y': 2, 'q"[1]': 3, 0: 2 }), tol);
+  assert.deepEqual(paths(c), ['$["0"]', '$["content-type"]', '$["x.y"]', `$["<key 5 chars #${pathTag('q"[1]')}>"]`]);
+});
+
+test('readableKey: field names are shown, secret-looking keys are not', () => {
+  for (const k of ['predictions', 'top_k', 'model_version', 'label', 'score', 'x.y', 'content-type', '_id', 'v2', 'layer_12', 'float32_values', '0', '123456', 'a'.repeat(32)]) {
+    assert.ok(readableKey(k), k);
+  }
+  for (const k of ['sk-live-KEYSECRET999', 'KEYSECRET999', 'a1b2c3d4', 'user_5551234', 'jane@example.com', 'two words', '', '1234567', '9x', '$ref', 'a'.repeat(33), 'ключ', 'q"[1]']) {
+    assert.ok(!readableKey(k), k);
+  }
+});
+
+test('a secret-looking key never appears in a path; equal keys get equal tags', () => {
+  const key = 'sk-live-KEYSECRET999';
+  const c = compareAnswers(json({ [key]: 1, predictions: [{ label: 'a', top_k: 1, model_version: 'x' }] }), json({ [key]: 2, predictions: [{ label: 'b', top_k: 2, model_version: 'y' }] }), tol);
+  const ps = paths(c);
+  assert.ok(!JSON.stringify(c.diffs).includes('KEYSECRET'), JSON.stringify(c.diffs));
+  assert.match(ps[0]!, /^\$\["<key 20 chars #[0-9a-f]{8}>"\]$/);
+  assert.deepEqual(ps.slice(1), ['$.predictions[0].label', '$.predictions[0].top_k', '$.predictions[0].model_version']);
+  const again = compareAnswers(json({ [key]: 3 }), json({ [key]: 4 }), tol);
+  assert.equal(again.diffs[0]!.path, ps[0]);
+  assert.notEqual(compareAnswers(json({ 'sk-live-KEYSECRET998': 3 }), json({ 'sk-live-KEYSECRET998': 4 }), tol).diffs[0]!.path, ps[0]);
+});
+
+test('a huge key becomes a short segment; every path is at most MAX_PATH_CHARS', () => {
+  const huge = 'k'.repeat(400_000);
+  const c = compareAnswers(json({ [huge]: { a: 1 } }), json({ [huge]: { a: 2 } }), tol);
+  assert.equal(c.diffs[0]!.path, `$["<key 400000 chars #${pathTag(huge)}>"].a`);
+  // Many nested mid-size keys: the path is cut at a segment boundary and tagged.
+  const nest = (leaf: number): unknown => {
+    let v: unknown = leaf;
+    for (let i = 0; i < 100; i++) v = { [`field_${i}`]: v };
+    return v;
+  };
+  const deep = compareAnswers(json(nest(1)), json(nest(2)), tol).diffs[0]!.path;
+  assert.ok(deep.length <= MAX_PATH_CHARS, String(deep.length));
+  assert.match(deep, /^\$\.field_99\.field_98.*\.field_\d+…#[0-9a-f]{8}$/);
+  assert.equal(normalisePath(deep), deep);
+  // Same field under other array indices: cut the same way, so counted as one field.
+  const arr = (v: number, n: number): unknown => ({ xs: Array.from({ length: n }, () => nest(v)) });
+  const a = compareAnswers(json(arr(1, 1)), json(arr(2, 1)), tol).diffs[0]!.path;
+  const b = compareAnswers(json(arr(1, 12)), json(arr(2, 12)), tol).diffs.at(-1)!.path;
+  assert.notEqual(a.length, 0);
+  assert.equal(normalisePath(a), normalisePath(b));
 });
 
 test('invalid JSON on one side disagrees at $; both invalid and different also at $', () => {
@@ -126,6 +172,18 @@ test('a body over the cap (or incomplete) is not compared, with the side as reas
   assert.deepEqual(compareAnswers(answer(undefined), json({ a: 1 }), tol), { outcome: 'not_compared', diffs: [], reason: 'live_body_not_captured' });
 });
 
+test('a content-encoded answer (either side, anything but identity) is not compared: encoded_body', () => {
+  const gz = (label: string, enc = 'gzip'): CapturedAnswer => ({ ...json({ label }), body: Buffer.from(`\x1f\x8b${label}`), contentEncoding: enc });
+  const enc = { outcome: 'not_compared', diffs: [], reason: 'encoded_body' };
+  assert.deepEqual(compareAnswers(gz('cat'), gz('dog'), tol), enc);
+  assert.deepEqual(compareAnswers(gz('cat'), gz('cat'), tol), enc);
+  assert.deepEqual(compareAnswers(json({ label: 'cat' }), gz('cat', 'BR'), tol), enc);
+  assert.deepEqual(compareAnswers(gz('cat'), json({ label: 'cat' }), tol), enc);
+  assert.equal(compareAnswers({ ...json({ label: 'cat' }), contentEncoding: 'identity' }, { ...json({ label: 'cat' }), contentEncoding: '' }, tol).outcome, 'agree');
+  // A status class mismatch is still a disagreement.
+  assert.equal(compareAnswers(gz('cat'), { ...gz('cat'), status: 503 }, tol).outcome, 'disagree');
+});
+
 test('shadow timeout and error; a failed live is not compared', () => {
   assert.equal(compareAnswers(json({ a: 1 }), answer(undefined, undefined, 0, 'timeout'), tol).outcome, 'timeout');
   assert.equal(compareAnswers(json({ a: 1 }), answer(undefined, undefined, 0, 'error'), tol).outcome, 'error');
@@ -154,7 +212,8 @@ test('event streams compare their data payloads, as JSON when they parse', () =>
   const notDone = sse('data: {"choices":[{"delta":{"content":"Hi"}}],"n":1}', 'data: [STOP]');
   assert.deepEqual(compareAnswers(live, notDone, tol).diffs, [{ path: '$[1]', live: '"[DONE]"', shadow: '"[STOP]"' }]);
   const longer = sse('data: {"choices":[{"delta":{"content":"Hi"}}],"n":1}', 'data: more', 'data: [DONE]');
-  assert.deepEqual(paths(compareAnswers(live, longer, tol)), ['$', '$[1]']);
+  assert.deepEqual(compareAnswers(live, longer, tol).diffs[0], { path: '$[#]', live: '2', shadow: '3' });
+  assert.deepEqual(paths(compareAnswers(live, longer, tol)), ['$[#]', '$[1]']);
 });
 
 test('parseEventStream: multi-line data, CRLF, comments, fields, a last event without its blank line', () => {
@@ -204,5 +263,7 @@ test('deep nesting does not overflow the stack', () => {
   const shadow = '['.repeat(depth) + '2' + ']'.repeat(depth);
   const c = compareAnswers(answer(live), answer(shadow), tol);
   assert.equal(c.outcome, 'disagree');
-  assert.equal(normalisePath(c.diffs[0]!.path), '$' + '[*]'.repeat(depth));
+  const p = c.diffs[0]!.path;
+  assert.ok(p.length <= MAX_PATH_CHARS);
+  assert.equal(p, '$' + '[*]'.repeat((MAX_PATH_CHARS - 11) / 3) + `…#${pathTag('$' + '[*]'.repeat(depth))}`);
 });

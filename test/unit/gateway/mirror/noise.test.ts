@@ -71,15 +71,78 @@ test('a field is noisy at ≥ 1% of usable pairs (configurable), and the rate fo
   assert.ok(!strict.isNoisy('$.b'));
 });
 
-test('array elements aggregate, and a noisy field makes the fields inside it noisy', () => {
+test('array elements aggregate; a noisy field does not make the fields inside it noisy', () => {
   const noise = new NoiseModel();
   noise.learn(json({ items: [{ id: 1, v: 1 }, { id: 2, v: 1 }], meta: { ts: 1 } }), json({ items: [{ id: 5, v: 1 }, { id: 6, v: 1 }], meta: null }), TOL);
   assert.ok(noise.isNoisy('$.items[9].id'));
   assert.ok(noise.isNoisy('$.items[*].id'));
   assert.ok(!noise.isNoisy('$.items[0].v'));
-  assert.ok(noise.isNoisy('$.meta.ts'), '$.meta differed wholesale');
-  assert.ok(!noise.isNoisy('$.metadata'), 'a prefix of the name is not an ancestor');
+  assert.ok(noise.isNoisy('$.meta'));
+  assert.ok(!noise.isNoisy('$.meta.ts'), 'only the field itself counts');
+  assert.ok(!noise.isNoisy('$.metadata'));
   assert.equal(noise.noisyFields().length, 2);
+});
+
+const cmp = (a: CapturedAnswer, b: CapturedAnswer) => cancelNoise(compareAnswers(a, b, { numberTolerance: TOL }), undefined);
+
+test('array length noise is learned at `[#]` and covers no element: a wrong shadow still disagrees', () => {
+  const noise = new NoiseModel();
+  const top = (n: number, label = 'cat'): CapturedAnswer => json({ items: Array.from({ length: n }, (_, i) => ({ label: i === 0 ? label : `l${i}`, score: 1 / (i + 2) })) });
+  for (let i = 0; i < 20; i++) assert.equal(noise.learn(top(3 + (i % 5)), top(3 + ((i + 2) % 5)), TOL), true);
+  assert.deepEqual(noise.noisyFields().map((f) => f.path), ['$.items[#]']);
+  assert.ok(!noise.isNoisy('$.items'));
+  assert.ok(!noise.isNoisy('$.items[*].label'));
+  assert.equal(cancelNoise(compareAnswers(top(5), top(3), { numberTolerance: TOL }), noise).outcome, 'agree');
+  const wrong = cancelNoise(compareAnswers(top(5), top(1, 'garbage'), { numberTolerance: TOL }), noise);
+  assert.equal(wrong.outcome, 'disagree');
+  assert.deepEqual(wrong.real.map((d) => d.path), ['$.items[0].label']);
+  assert.equal(cmp(top(5), top(3)).outcome, 'disagree');
+});
+
+test('an event stream whose event count varies in live: a shadow with one different event disagrees', () => {
+  const sse = (...data: string[]): CapturedAnswer => ({ status: 200, contentType: 'text/event-stream', body: Buffer.from(data.map((d) => `data: ${d}\n\n`).join('')), latencyMs: 1 });
+  const words = ['The', ' cat', ' sat', ' on', ' the', ' mat', '.'];
+  const live = (n: number): CapturedAnswer => sse(...words.slice(0, n).map((w) => JSON.stringify({ choices: [{ delta: { content: w } }] })), '[DONE]');
+  const noise = new NoiseModel();
+  for (let i = 0; i < 20; i++) noise.learn(live(3 + (i % 5)), live(3 + ((i + 1) % 5)), TOL);
+  assert.ok(noise.pairs > 0);
+  assert.ok(!noise.isNoisy('$'));
+  assert.ok(noise.isNoisy('$[#]'));
+  const shadow = sse(JSON.stringify({ choices: [{ delta: { content: 'garbage' } }] }));
+  for (let n = 3; n <= 7; n++) {
+    const v = cancelNoise(compareAnswers(live(n), shadow, { numberTolerance: TOL }), noise);
+    assert.equal(v.outcome, 'disagree', `live with ${n} events`);
+  }
+});
+
+test('live differing from itself over the whole body is never learned: non-JSON, invalid JSON, top-level value', () => {
+  const noise = new NoiseModel();
+  const text = (t: string, type = 'text/plain'): CapturedAnswer => ({ status: 200, contentType: type, body: Buffer.from(t), latencyMs: 1 });
+  for (let i = 0; i < 10; i++) assert.equal(noise.learn(text(randomUUID()), text(randomUUID()), TOL), false);
+  assert.equal(noise.learn(text(`{"a":${randomUUID()}`, 'application/json'), text('{"a":1', 'application/json'), TOL), false);
+  assert.equal(noise.learn(json(0.25), json(0.75), TOL), false);
+  assert.equal(noise.liveNondeterministic, 12);
+  assert.equal(noise.pairs, 0);
+  assert.equal(noise.skippedPairs, 0);
+  assert.ok(!noise.isNoisy('$'));
+  assert.equal(cancelNoise(compareAnswers(text('a'), text('garbage'), { numberTolerance: TOL }), noise).outcome, 'disagree');
+  // With field-level pairs learned too, `$` still never is.
+  noise.learn(json({ id: 1 }), json({ id: 2 }), TOL);
+  assert.equal(noise.pairs, 1);
+  assert.ok(!noise.isNoisy('$'));
+  assert.equal(cancelNoise(compareAnswers(text('{"a":1}', 'application/json'), text('garbage', 'application/json'), { numberTolerance: TOL }), noise).outcome, 'disagree');
+  assert.deepEqual(noise.noisyFields().map((f) => f.path), ['$.id']);
+});
+
+test('content-encoded (gzip) answers are never learned, and a gzip shadow is not compared', () => {
+  const gz = (label: string): CapturedAnswer => ({ ...json({ label }), body: Buffer.from(`\x1f\x8b\x08${label}${randomUUID()}`), contentEncoding: 'gzip' });
+  const noise = new NoiseModel();
+  for (let i = 0; i < 5; i++) assert.equal(noise.learn(gz('cat'), gz('cat'), TOL), false);
+  assert.equal(noise.pairs, 0);
+  assert.equal(noise.skippedPairs, 5);
+  const c = compareAnswers(gz('cat'), gz('dog'), { numberTolerance: TOL });
+  assert.deepEqual(c, { outcome: 'not_compared', diffs: [], reason: 'encoded_body' });
+  assert.equal(cancelNoise(c, noise).outcome, 'not_compared');
 });
 
 test('numbers within the tolerance are not noise', () => {

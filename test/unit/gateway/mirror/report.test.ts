@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { compareAnswers } from '../../../../gateway/mirror/compare.ts';
 import { NoiseModel } from '../../../../gateway/mirror/noise.ts';
-import { MirrorStats, disagreementLogLine, redactValue } from '../../../../gateway/mirror/report.ts';
+import { MAX_SIGNATURES, MirrorStats, disagreementLogLine, redactValue } from '../../../../gateway/mirror/report.ts';
 import type { CapturedAnswer, Comparison } from '../../../../gateway/mirror/types.ts';
 
 const KEY = Buffer.alloc(32, 7);
@@ -71,7 +72,8 @@ test('agreement rate: noisy-only disagreements count as agreements, and are show
     ['$.label', 2, 0.2, false, 0],
     ['$.id', 4, 0.4, true, 1],
   ]);
-  assert.deepEqual(r.noise_baseline, { pairs: 5, skipped_pairs: 0, noisy_fields: [{ path: '$.id', rate: 1 }] });
+  assert.equal(r.not_rejudged, 0);
+  assert.deepEqual(r.noise_baseline, { pairs: 5, skipped_pairs: 0, live_nondeterministic: 0, noisy_fields: [{ path: '$.id', rate: 1 }] });
   // Without the noise model the same requests all disagree.
   const raw = stats();
   for (let i = 0; i < 4; i++) raw.record({ comparison: cmp({ id: 'x' }, { id: 'y' }) }, undefined);
@@ -118,7 +120,83 @@ test('redaction: no secret-looking or long string from an answer reaches the rep
   assert.deepEqual(ex['$.ok'], ['true', 'false']);
   assert.deepEqual(ex['$.obj.k']?.map((v) => v.slice(0, 8)), ['string(1', 'string(1']);
   assert.deepEqual(ex['$.obj.j'], ['absent', '1']);
-  assert.deepEqual(ex['$.arr'], ['array(3)', 'array(1)']);
+  assert.deepEqual(ex['$.arr[#]'], ['3', '1']);
+});
+
+test('early disagreements are judged again with the noise model at report time', () => {
+  let t = 1_700_000_000_000;
+  const answer = (label: string): CapturedAnswer => json({ id: randomUUID(), ts: t++, predictions: [{ label, score: 0.9 }] });
+  const noise = new NoiseModel();
+  const s = stats();
+  // Compared before anything was learned: disagreements at the time (the metric's outcome).
+  for (let i = 0; i < 10; i++) assert.equal(s.record({ comparison: compareAnswers(answer('cat'), answer('cat'), TOL) }, noise), 'disagree');
+  let r = s.report();
+  assert.equal(r.agreement_rate, 0);
+  assert.deepEqual(r.noise_baseline?.noisy_fields, []);
+  for (let i = 0; i < 10; i++) noise.learn(answer('cat'), answer('cat'), 1e-6);
+  for (let i = 0; i < 10; i++) assert.equal(s.record({ comparison: compareAnswers(answer('cat'), answer('cat'), TOL) }, noise), 'agree');
+  // A wrong label is a real disagreement, before and after.
+  assert.equal(s.record({ comparison: compareAnswers(answer('cat'), answer('dog'), TOL) }, noise), 'disagree');
+  r = s.report();
+  assert.deepEqual(r.outcomes, { agree: 20, disagree: 1, error: 0, timeout: 0, not_compared: 0 });
+  assert.equal(r.noise_cancelled, 20);
+  assert.equal(r.agreement_rate, 0.9524);
+  assert.equal(r.agreement_rate_raw, 0);
+  assert.equal(r.not_rejudged, 0);
+  // The identical shadow alone: agreement 1 once the baseline knows id and ts are noisy.
+  const only = stats();
+  for (let i = 0; i < 10; i++) only.record({ comparison: compareAnswers(answer('cat'), answer('cat'), TOL) }, undefined);
+  only.record({ comparison: compareAnswers(answer('cat'), answer('cat'), TOL) }, noise);
+  assert.equal(only.report().agreement_rate, 1);
+  assert.equal(only.report().agreement_rate_raw, 0);
+});
+
+test('disagreements that cannot be re-judged stay disagreements: truncated, or past the signature bound', () => {
+  const noise = new NoiseModel({ minRate: 0, maxPaths: 2 * MAX_SIGNATURES });
+  noise.learn(json({ a: 1 }), json({ a: 2 }), 1e-6);
+  const s = stats();
+  s.record({ comparison: { outcome: 'disagree', diffs: [{ path: '$.a', live: '1', shadow: '2' }], truncated: true } }, noise);
+  s.record({ outcome: 'disagree' }, noise);
+  for (let i = 0; i < MAX_SIGNATURES + 5; i++) {
+    s.record({ comparison: { outcome: 'disagree', diffs: [{ path: '$.a', live: '1', shadow: '2' }, { path: `$.k${i}`, live: '1', shadow: '2' }] } }, noise);
+  }
+  let r = s.report();
+  assert.equal(r.not_rejudged, 7);
+  assert.equal(r.outcomes.disagree, MAX_SIGNATURES + 7);
+  // Later, every `$.kN` turns out noisy too: the tracked signatures agree, the rest do not.
+  for (let i = 0; i < MAX_SIGNATURES + 5; i++) noise.learn(json({ a: 1, [`k${i}`]: 1 }), json({ a: 2, [`k${i}`]: 2 }), 1e-6);
+  r = s.report();
+  assert.equal(r.noise_cancelled, MAX_SIGNATURES);
+  assert.deepEqual([r.outcomes.agree, r.outcomes.disagree], [MAX_SIGNATURES, 7]);
+});
+
+test('secret-looking and huge keys never reach the report or the log line; field names stay readable', () => {
+  const secretKey = 'sk-live-KEYSECRET999';
+  const huge = 'h'.repeat(400_000);
+  const live = { [secretKey]: 1, [huge]: 1, predictions: [{ label: 'cat', top_k: 1 }], model_version: 'a' };
+  const shadow = { [secretKey]: 2, [huge]: 2, predictions: [{ label: 'dog', top_k: 2 }], model_version: 'b' };
+  const s = stats();
+  s.record({ comparison: cmp(live, shadow) }, undefined);
+  const report = JSON.stringify(s.report());
+  const line = JSON.stringify(disagreementLogLine(cmp(live, shadow)));
+  for (const text of [report, line]) {
+    assert.ok(!text.includes('KEYSECRET'), text);
+    assert.ok(!text.includes('hhhhhhhh'));
+    for (const name of ['$.predictions[*].label', '$.predictions[*].top_k', '$.model_version']) assert.ok(text.includes(name), name);
+    assert.match(text, /<key 20 chars #[0-9a-f]{8}>/);
+    assert.match(text, /<key 400000 chars #[0-9a-f]{8}>/);
+  }
+  assert.ok(report.length < 4000, String(report.length));
+  assert.ok(line.length < 1000, String(line.length));
+});
+
+test('not_compared reasons include encoded_body for a gzip answer', () => {
+  const gz = (label: string): CapturedAnswer => ({ ...json({ label }), body: Buffer.from(`\x1f\x8b${label}`), contentEncoding: 'gzip' });
+  const s = stats();
+  assert.equal(s.record({ comparison: compareAnswers(gz('cat'), gz('dog'), TOL) }, undefined), 'not_compared');
+  const r = s.report();
+  assert.deepEqual(r.not_compared_reasons, { encoded_body: 1 });
+  assert.equal(r.agreement_rate, null);
 });
 
 test('redactValue: tags are keyed (equal strings match within a key, not across keys); status and content type are kept', () => {
