@@ -3,10 +3,10 @@ import { performance } from 'node:perf_hooks';
 import type { Sink } from '../upstream/sink.ts';
 import type { CapturedAnswer } from './types.ts';
 
-/** `content-type` from a flat header list, lower-cased, without parameters. */
-function contentTypeOf(headers: readonly string[]): string | undefined {
+/** A header's value from a flat header list, lower-cased, without parameters. */
+function headerOf(headers: readonly string[], name: string): string | undefined {
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === 12 && headers[i]!.toLowerCase() === 'content-type') {
+    if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name) {
       const v = headers[i + 1]!;
       const semi = v.indexOf(';');
       return (semi < 0 ? v : v.slice(0, semi)).trim().toLowerCase();
@@ -25,6 +25,9 @@ class Copy {
   readonly #started = performance.now();
   status = 0;
   contentType: string | undefined;
+  contentEncoding: string | undefined;
+  /** The answer passed the cap: it will not be compared (a capture can stop reading it). */
+  overCap = false;
   #chunks: Buffer[] | undefined = [];
   #size = 0;
   #complete = false;
@@ -36,14 +39,19 @@ class Copy {
 
   head(status: number, headers: readonly string[]): void {
     this.status = status;
-    this.contentType = contentTypeOf(headers);
+    this.contentType = headerOf(headers, 'content-type');
+    this.contentEncoding = headerOf(headers, 'content-encoding');
   }
 
   chunk(c: Buffer): void {
     if (!this.#chunks) return;
     this.#size += c.length;
-    if (this.#size > this.#cap) this.#chunks = undefined;
-    else this.#chunks.push(c);
+    if (this.#size > this.#cap) {
+      this.#chunks = undefined;
+      this.overCap = true;
+    } else {
+      this.#chunks.push(c);
+    }
   }
 
   end(complete: boolean): void {
@@ -55,7 +63,7 @@ class Copy {
   answer(failure?: 'timeout' | 'error'): CapturedAnswer {
     const latencyMs = (this.#endedAt || performance.now()) - this.#started;
     const body = this.#complete && this.#chunks ? Buffer.concat(this.#chunks) : undefined;
-    return { status: failure ? 0 : this.status, contentType: this.contentType, body, latencyMs, failure };
+    return { status: failure ? 0 : this.status, contentType: this.contentType, contentEncoding: this.contentEncoding, body, latencyMs, failure };
   }
 }
 
@@ -123,6 +131,8 @@ export class CaptureSink implements Sink {
   destroyed = false;
   started = false;
   readonly copy: Copy;
+  /** Called once when the answer passes the cap: nothing more of it is worth reading. */
+  onOverCap: (() => void) | undefined;
 
   constructor(cap: number) {
     this.copy = new Copy(cap);
@@ -137,7 +147,9 @@ export class CaptureSink implements Sink {
   flushHeaders(): void {}
 
   write(chunk: Buffer): boolean {
+    if (this.copy.overCap) return true;
     this.copy.chunk(chunk);
+    if (this.copy.overCap) this.onOverCap?.();
     return true;
   }
 

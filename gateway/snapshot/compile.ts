@@ -9,7 +9,7 @@ import { OutlierDetector } from '../health/outlier.ts';
 import type { InstanceHealth } from '../health/health-registry.ts';
 import { SmoothWeightedSplit } from '../routing/split.ts';
 import { StickySplit } from '../routing/sticky.ts';
-import { Mirror, type MirrorDeps } from '../mirror/mirror.ts';
+import { Mirror, type MirrorBudget, type MirrorDeps } from '../mirror/mirror.ts';
 import type { InstanceRegistry } from '../upstream/instance.ts';
 import { checkSpoolRoot } from '../upstream/spool.ts';
 
@@ -125,6 +125,7 @@ function compileDeployment(scope: PolicyScope, name: string, d: DeploymentConfig
     policies: policiesFor(DEPLOYMENT_POLICIES, { ...scope, deployment: { name, config: d } }, deps.policy),
     outlier,
     queueWaitMs: d.request_settings.max_queue_wait_ms,
+    concurrencyPerInstance: d.request_settings.max_concurrent_requests_per_instance,
   });
 }
 
@@ -167,9 +168,14 @@ function mirrorOf(name: string, ep: EndpointConfig, deployments: ReadonlyMap<str
   const shadow = target && deployments.get(target[0]);
   if (!target || !shadow) return undefined;
   const noise = ep.mirror_compare?.noise_baseline ?? false;
-  const key = `mirror:${name}:${target[0]}:${target[1]}:${noise}`;
+  const tolerance = ep.mirror_compare?.number_tolerance ?? 1e-6;
+  // Every setting that changes a verdict is in the key: changing one starts a fresh report.
+  const key = `mirror:${name}:${target[0]}:${target[1]}:${noise}:${tolerance}:${ep.mirror_max_body_bytes}`;
   const mirror = deps.policy.state.get(key, () => new Mirror(name, target[0], target[1], noise, deps.mirror));
-  mirror.configure(shadow, ep);
+  // The copies out are counted per endpoint and shadow, whatever the settings: a reload
+  // cannot open a second budget while the first one's copies are still out.
+  const budget = deps.policy.state.get(`mirror-budget:${name}:${target[0]}`, (): MirrorBudget => ({ inFlight: 0 }));
+  mirror.configure(shadow, ep, budget);
   return mirror;
 }
 

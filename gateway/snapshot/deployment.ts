@@ -14,6 +14,8 @@ export interface CompiledDeployment {
   readonly outlier: OutlierDetector | undefined;
   /** `max_queue_wait_ms`: how long a request may wait for a ready instance (or a slot). */
   readonly queueWaitMs: number;
+  /** `max_concurrent_requests_per_instance`. */
+  readonly concurrencyPerInstance: number;
 }
 
 /** One of `instances` takes traffic at `now` (stops at the first: one check when healthy). */

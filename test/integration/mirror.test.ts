@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startGateway, startUpstream, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
+import { config, startGateway, startUpstream, withTestListeners, type TestGateway, type TestUpstream } from '../helpers/gateway.ts';
 import { bearer, call, waitFor } from '../helpers/http.ts';
 
 // Issue 11: shadow traffic through a real gateway to real model servers. The live model and
@@ -204,6 +204,88 @@ describe('mirroring', () => {
     rep = await report(gw);
     const label = rep.fields.find((f) => f.path === '$.label');
     assert.ok(label && !label.noisy && label.count >= 20, JSON.stringify(rep.fields));
+  });
+
+  test('a shadow that streams forever is cut once the live answer is in and its timeout passed, freeing the budget; one past the cap is not read to the end', async () => {
+    const live = keep(await model('blue', () => ({ json: { ok: true } })));
+    const endless: ServerResponse[] = [];
+    const shadow = keep(await startUpstream('shadow', (req, res) => {
+      if (req.url === '/big') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        const pump = (): void => { while (res.write(chunk)); res.once('drain', pump); };
+        pump();
+        endless.push(res);
+        return;
+      }
+      // An event every 100 ms, forever: never silent long enough for request_timeout_ms.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const tick = setInterval(() => res.write('data: {"tok":1}\n\n'), 100);
+      res.on('close', () => clearInterval(tick));
+      endless.push(res);
+    }, true));
+    const gw = keep(await gatewayWith(live, shadow, { mirror_traffic: { shadow: 50 }, mirror_max_body_bytes: 100_000 }, 300));
+    try {
+      for (let i = 0; i < 10; i++) assert.equal((await score(gw)).status, 200);
+      await waitFor(async () => (await report(gw)).mirrored === 5, 'the endless copies cut 300 ms after the live answer');
+      let rep = await report(gw);
+      assert.equal(rep.outcomes.timeout, 5);
+      assert.equal(rep.in_flight, 0, 'the budget is free again');
+      // An answer past mirror_max_body_bytes: the copy stops reading at once, not_compared.
+      for (let i = 0; i < 4; i++) assert.equal((await call(`${gw.url}/endpoints/cars/big`, { body: '{}', headers: bearer(KEY) })).status, 200);
+      await waitFor(async () => (await report(gw)).mirrored === 7, 'the big copies settled');
+      rep = await report(gw);
+      assert.equal(rep.outcomes.not_compared, 2, JSON.stringify(rep));
+      assert.equal(rep.in_flight, 0);
+    } finally {
+      for (const r of endless) r.destroy();
+    }
+  });
+
+  test('a reload that changes the mirror settings keeps one budget for the copies still out', async () => {
+    const live = keep(await model('blue', () => ({ json: { ok: true } })));
+    const shadow = await model('shadow', () => ({ json: { ok: true }, delayMs: 60_000 }));
+    const gw = keep(await gatewayWith(live, shadow, { mirror_traffic: { shadow: 50 }, mirror_max_in_flight: 5 }, 60_000));
+    keep(shadow);
+    for (let i = 0; i < 20; i++) assert.equal((await score(gw)).status, 200);
+    assert.equal((await report(gw)).in_flight, 5);
+    gw.gw.apply(config(withTestListeners({
+      admin: { keys: [ADMIN] },
+      endpoints: { cars: { keys: { primary: KEY }, traffic: { blue: 100 }, mirror_traffic: { shadow: 40 }, mirror_max_in_flight: 5, deployments: { blue: { instances: [live.url] }, shadow: { instances: [shadow.url], request_settings: { request_timeout_ms: 60_000 } } } } },
+    })));
+    for (let i = 0; i < 20; i++) assert.equal((await score(gw)).status, 200);
+    const rep = await report(gw);
+    assert.equal(rep.in_flight, 5, 'still the one budget of 5');
+    assert.equal(rep.skipped.skipped_budget, 8, 'a fresh report (40%: 8 sampled), every copy skipped');
+    assert.equal(shadow.seen.length, 5);
+  });
+
+  test('the noise baseline sends its second live copy only when the live deployment has a free slot', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const slowLive = async (name: string): Promise<TestUpstream> => keep(await model(name, () => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      setTimeout(() => inFlight--, 100).unref();
+      return { json: { ok: true }, delayMs: 100 };
+    }));
+    const live = await slowLive('blue');
+    const shadow = keep(await model('shadow', () => ({ json: { ok: true } })));
+    const gw = keep(await startGateway({
+      admin: { keys: [ADMIN] },
+      endpoints: {
+        cars: {
+          keys: { primary: KEY },
+          traffic: { blue: 100 },
+          mirror_traffic: { shadow: 50 },
+          mirror_compare: { noise_baseline: true },
+          deployments: { blue: { instances: [live.url], request_settings: { max_concurrent_requests_per_instance: 1, max_queue_wait_ms: 10_000 } }, shadow: { instances: [shadow.url] } },
+        },
+      },
+    }));
+    for (let i = 0; i < 40; i++) assert.equal((await score(gw)).status, 200);
+    assert.equal(most, 1, 'the live model never saw more than its one slot');
+    assert.equal(live.seen.filter((x) => x.headers['x-shadow-request'] === '1').length, 0, 'no baseline copy while the one slot was taken');
   });
 
   test('the report of an endpoint without mirror_traffic is 404', async () => {
