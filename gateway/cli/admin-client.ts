@@ -234,7 +234,8 @@ export class AdminClient {
 
   #send(path: string, method: string, req: AdminRequest): Promise<AdminResponse> {
     const url = new URL(this.#base.href);
-    url.pathname = `${this.#base.pathname}${path}`;
+    // A bare origin's pathname reads back as '/' (the URL class restores it): no '//admin'.
+    url.pathname = `${this.#base.pathname.replace(/\/+$/, '')}${path}`;
     const headers: Record<string, string | number> = { accept: 'application/json, text/plain;q=0.9' };
     if (req.auth !== false && this.#key !== undefined) headers.authorization = `Bearer ${this.#key}`;
     if (req.ifMatch !== undefined) headers['if-match'] = req.ifMatch;

@@ -179,3 +179,8 @@ test('durations are bounded (a timer past 2^31-1 ms fires at once) and a bad one
   const lines = assertRefused(doc({ blue: { circuit_breaker: { reset_timeout_s: -1 } } }), 'endpoints.cars.deployments.blue.circuit_breaker.reset_timeout_s', /./);
   assert.equal(lines.filter((l) => l.startsWith('endpoints.cars.deployments.blue.circuit_breaker.reset_timeout_s')).length, 1, lines.join('\n'));
 });
+
+test('sticky.header must be an HTTP header name, as priority.header is', () => {
+  assertRefused(doc({ cars: { sticky: { header: 'bad header' } } }), 'endpoints.cars.sticky.header', /HTTP header name/);
+  assert.deepEqual(problems(doc({ cars: { sticky: { header: 'X-User-Id' } } })), []);
+});
