@@ -58,6 +58,22 @@ async function gatewayWith(live: TestUpstream, shadow: TestUpstream, extra: Reco
   });
 }
 
+/** A gateway mirroring 50% of `blue` (these instances, these request settings) to `shadow`, learning live's noise. */
+function noiseGateway(blue: string[], shadow: TestUpstream, requestSettings: Record<string, unknown> = {}): Promise<TestGateway> {
+  return startGateway({
+    admin: { keys: [ADMIN] },
+    endpoints: {
+      cars: {
+        keys: { primary: KEY },
+        traffic: { blue: 100 },
+        mirror_traffic: { shadow: 50 },
+        mirror_compare: { noise_baseline: true },
+        deployments: { blue: { instances: blue, request_settings: requestSettings }, shadow: { instances: [shadow.url] } },
+      },
+    },
+  });
+}
+
 const score = (gw: TestGateway, body = '{"x":1}', headers: Record<string, string> = {}) =>
   call(`${gw.url}/endpoints/cars/score`, { body, headers: { ...bearer(KEY), ...headers } });
 const report = async (gw: TestGateway): Promise<Report> => (await call(`${gw.adminUrl}/admin/endpoints/cars/mirror`, { headers: bearer(ADMIN) })).json<Report>();
@@ -179,18 +195,7 @@ describe('mirroring', () => {
     const live = keep(await model('blue', answer('cat')));
     const live2 = keep(await model('blue', answer('cat')));
     const shadow = keep(await model('shadow', answer('cat')));
-    const gw = keep(await startGateway({
-      admin: { keys: [ADMIN] },
-      endpoints: {
-        cars: {
-          keys: { primary: KEY },
-          traffic: { blue: 100 },
-          mirror_traffic: { shadow: 50 },
-          mirror_compare: { noise_baseline: true },
-          deployments: { blue: { instances: [live.url, live2.url] }, shadow: { instances: [shadow.url] } },
-        },
-      },
-    }));
+    const gw = keep(await noiseGateway([live.url, live2.url], shadow));
     for (let i = 0; i < 200; i++) assert.equal((await score(gw)).status, 200);
     await waitFor(async () => (await report(gw)).mirrored === 100, 'the copies settled');
     let rep = await report(gw);
@@ -271,18 +276,7 @@ describe('mirroring', () => {
     }));
     const live = await slowLive('blue');
     const shadow = keep(await model('shadow', () => ({ json: { ok: true } })));
-    const gw = keep(await startGateway({
-      admin: { keys: [ADMIN] },
-      endpoints: {
-        cars: {
-          keys: { primary: KEY },
-          traffic: { blue: 100 },
-          mirror_traffic: { shadow: 50 },
-          mirror_compare: { noise_baseline: true },
-          deployments: { blue: { instances: [live.url], request_settings: { max_concurrent_requests_per_instance: 1, max_queue_wait_ms: 10_000 } }, shadow: { instances: [shadow.url] } },
-        },
-      },
-    }));
+    const gw = keep(await noiseGateway([live.url], shadow, { max_concurrent_requests_per_instance: 1, max_queue_wait_ms: 10_000 }));
     for (let i = 0; i < 40; i++) assert.equal((await score(gw)).status, 200);
     assert.equal(most, 1, 'the live model never saw more than its one slot');
     assert.equal(live.seen.filter((x) => x.headers['x-shadow-request'] === '1').length, 0, 'no baseline copy while the one slot was taken');
