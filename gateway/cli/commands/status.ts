@@ -114,6 +114,8 @@ export interface StatusDocument {
 export type RequestCounts = ReadonlyMap<string, WindowCounts>;
 
 const key = (endpoint: string, deployment: string): string => `${endpoint}\0${deployment}`;
+/** A shadow deployment's copies, kept apart from client requests (the endpoint's totals leave them out). */
+const mirrorKey = (endpoint: string, deployment: string): string => `\0mirror\0${endpoint}\0${deployment}`;
 
 /** The labels of one Prometheus sample (`{a="x",b="y\"z"}`), from `i` just past the `{`; undefined if malformed. */
 function labels(line: string, start: number): { labels: Map<string, string>; end: number } | undefined {
@@ -141,20 +143,31 @@ function labels(line: string, start: number): { labels: Map<string, string>; end
   }
 }
 
-/** Parse Prometheus text for `switchyard_requests_total` (other lines are skipped). */
+const MIRROR_FAILED = new Set(['error', 'timeout']);
+
+/**
+ * Parse Prometheus text for `switchyard_requests_total`, and for
+ * `switchyard_mirror_requests_total` (a shadow deployment's copies are not client requests:
+ * its row counts the copies sent, and their errors and timeouts). Other lines are skipped.
+ */
 export function requestCounts(text: string): RequestCounts {
   const out = new Map<string, { requests: number; errors: number }>();
   const name = 'switchyard_requests_total{';
+  const mirror = 'switchyard_mirror_requests_total{';
   for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const l = labels(line, name.length);
+    const isMirror = line.startsWith(mirror);
+    if (!isMirror && !line.startsWith(name)) continue;
+    const l = labels(line, (isMirror ? mirror : name).length);
     if (!l) continue;
     const value = Number(line.slice(l.end).trim().split(/\s+/)[0]);
     if (!Number.isFinite(value)) continue;
-    const k = key(l.labels.get('endpoint') ?? '', l.labels.get('deployment') ?? '');
+    const outcome = l.labels.get('outcome') ?? '';
+    // A skipped copy was never sent.
+    if (isMirror && outcome.startsWith('skipped_')) continue;
+    const k = (isMirror ? mirrorKey : key)(l.labels.get('endpoint') ?? '', l.labels.get('deployment') ?? '');
     const c = out.get(k) ?? { requests: 0, errors: 0 };
     c.requests += value;
-    if ((l.labels.get('code') ?? '').startsWith('5')) c.errors += value;
+    if (isMirror ? MIRROR_FAILED.has(outcome) : (l.labels.get('code') ?? '').startsWith('5')) c.errors += value;
     out.set(k, c);
   }
   return out;
@@ -232,7 +245,8 @@ function endpointStatus(view: EndpointView, mirror: MirrorStatus | null, rates: 
       instances_ready: instances.filter((i) => i.ready && !i.ejected).length,
       instances_ejected: instances.filter((i) => i.ejected).length,
       in_flight: instances.reduce((n, i) => n + i.in_flight, 0),
-      ...measure(rates, (k) => k === key(name, d)),
+      // A mirror target's row counts the copies sent to it.
+      ...measure(rates, (k) => k === key(name, d) || k === mirrorKey(name, d)),
       instances,
     };
   });
