@@ -62,6 +62,12 @@ function hostsOverlap(a: string, b: string): boolean {
   return false;
 }
 
+/** The entries of a record whose values are numbers, or undefined when it is not a record. */
+function numbersOf(v: Record<string, unknown> | undefined): Record<string, number> | undefined {
+  if (!v) return undefined;
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, number] => typeof e[1] === 'number'));
+}
+
 /** Cross-field checks of `server`, on whichever of its fields are valid. */
 function validateServer(raw: unknown, issues: ConfigIssue[]): void {
   const { ok: server } = fields(serverSchema, raw);
@@ -121,8 +127,11 @@ export function validateEndpoint(name: string, raw: unknown, ctx: EndpointContex
       issues.push({ path: `${at}.traffic`, message: `values must sum to 100 or 0, got ${sum}` });
     }
   }
-  if (ep.mirror_traffic) {
-    const mirrors = Object.entries(ep.mirror_traffic).filter(([, p]) => p > 0);
+  // The mirror rules are checked on the numbers written even when one of them failed the
+  // schema (a percent over 50), so one run lists every problem.
+  const mirrorTraffic = ep.mirror_traffic ?? numbersOf(record(record(raw)?.mirror_traffic));
+  if (mirrorTraffic) {
+    const mirrors = Object.entries(mirrorTraffic).filter(([, p]) => p > 0);
     if (mirrors.length > 1) {
       issues.push({ path: `${at}.mirror_traffic`, message: 'mirror to one deployment only' });
     }

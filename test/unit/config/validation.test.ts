@@ -184,3 +184,19 @@ test('sticky.header must be an HTTP header name, as priority.header is', () => {
   assertRefused(doc({ cars: { sticky: { header: 'bad header' } } }), 'endpoints.cars.sticky.header', /HTTP header name/);
   assert.deepEqual(problems(doc({ cars: { sticky: { header: 'X-User-Id' } } })), []);
 });
+
+test('a mirror percent over 50 does not hide the other mirror rules: one run lists them all', () => {
+  const lines = problems(doc({
+    cars: {
+      traffic: { blue: 90, green: 10 },
+      mirror_traffic: { shadow: 60, other: 5, green: 10, ghost: 3 },
+      deployments: { blue: { instances: ['http://10.0.0.11:5001'] }, green: { instances: ['http://10.0.0.21:5001'] }, shadow: { instances: ['http://10.0.0.31:5001'] }, other: { instances: ['http://10.0.0.41:5001'] } },
+    },
+  }));
+  for (const want of [
+    'endpoints.cars.mirror_traffic.shadow: at most 50',
+    'endpoints.cars.mirror_traffic: mirror to one deployment only',
+    'endpoints.cars.mirror_traffic.green: a deployment with live traffic cannot also be the mirror',
+    'endpoints.cars.mirror_traffic.ghost: no deployment named ghost',
+  ]) assert.ok(lines.some((l) => l.startsWith(want)), `want ${want} in:\n${lines.join('\n')}`);
+});
