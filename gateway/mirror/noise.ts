@@ -49,6 +49,9 @@ export interface NoisyField {
 export const DEFAULT_NOISE_MIN_RATE = 0.01;
 export const DEFAULT_MAX_PATHS = 1000;
 
+/** How a length difference's path ends (`$.xs[#]`). */
+const LENGTH_SUFFIX = '[#]';
+
 export class NoiseModel {
   readonly #minRate: number;
   readonly #maxPaths: number;
@@ -76,8 +79,16 @@ export class NoiseModel {
       return false;
     }
     this.#pairs++;
+    // Arrays (or event streams) whose lengths differ: the elements no longer line up, so their
+    // differences are the length's (learned at `[#]`), not noise in the elements. Learning them
+    // would mark every element (`[*]`) noisy, and a shadow with wholly wrong elements agree.
+    const misaligned: string[] = [];
+    for (const d of c.diffs) if (d.path.endsWith(LENGTH_SUFFIX)) misaligned.push(d.path.slice(0, -LENGTH_SUFFIX.length) + '[');
     const fields = new Set<string>();
-    for (const d of c.diffs) fields.add(normalisePath(d.path));
+    for (const d of c.diffs) {
+      if (!d.path.endsWith(LENGTH_SUFFIX) && misaligned.some((base) => d.path.startsWith(base))) continue;
+      fields.add(normalisePath(d.path));
+    }
     for (const f of fields) {
       const n = this.#counts.get(f);
       if (n !== undefined) this.#counts.set(f, n + 1);
@@ -90,6 +101,18 @@ export class NoiseModel {
   #skip(): false {
     this.#skipped++;
     return false;
+  }
+
+  #liveBusy = 0;
+
+  /** A second live copy was not sent: the live deployment had no free slot. */
+  liveWasBusy(): void {
+    this.#liveBusy++;
+  }
+
+  /** Second live copies not sent because live had no free slot (a one-slot model never gets one while serving). */
+  get liveBusy(): number {
+    return this.#liveBusy;
   }
 
   /** Usable baseline pairs learned from. */
