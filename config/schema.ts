@@ -139,7 +139,7 @@ export const endpointSchema = z.strictObject({
   public_network_access: z.enum(['enabled', 'disabled']).default('enabled'),
   allowed_networks: z.array(cidr).optional(),
   traffic: z.record(z.string(), z.number().int().min(0).max(100)).default({}),
-  mirror_traffic: z.record(z.string(), z.number().int().min(0).max(50, { message: 'at most 50 (percent of live traffic, as Azure ML allows)' })).default({}),
+  mirror_traffic: z.record(z.string(), z.number().int({ message: 'must be a whole percent (0-50)' }).min(0).max(50, { message: 'at most 50 (percent of live traffic, as Azure ML allows)' })).default({}),
   mirror_max_body_bytes: z.number().int().min(0).default(1_048_576)
     .describe('requests with larger bodies are not mirrored; live and shadow answers are compared up to this size'),
   mirror_max_in_flight: z.number().int().min(1).default(100)

@@ -262,6 +262,7 @@ export class Mirror {
       if (!baseline) return;
       // Checked now that the live request is on its way (and counted in flight).
       if (!hasSpareCapacity(live)) {
+        this.#noise?.liveWasBusy();
         budget.inFlight--;
         this.#arrived(pending, baseline);
         return;

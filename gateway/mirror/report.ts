@@ -123,6 +123,8 @@ export interface MirrorReport {
     readonly skipped_pairs: number;
     /** Pairs whose two live answers differed over the whole body: nothing field-level learned. */
     readonly live_nondeterministic: number;
+    /** Second live copies not sent because the live deployment had no free slot then. */
+    readonly skipped_live_busy: number;
     readonly noisy_fields: readonly { readonly path: string; readonly rate: number }[];
   } | null;
 }
@@ -350,6 +352,7 @@ export class MirrorStats {
           pairs: noise.pairs,
           skipped_pairs: noise.skippedPairs,
           live_nondeterministic: noise.liveNondeterministic,
+          skipped_live_busy: noise.liveBusy,
           noisy_fields: noise.noisyFields().slice(0, this.#top).map((n) => ({ path: n.path, rate: round4(n.rate) })),
         }
         : null,

@@ -36,7 +36,7 @@ interface Report {
   outcomes: Record<string, number>;
   agreement_rate: number | null;
   fields: { path: string; count: number; noisy: boolean }[];
-  noise_baseline: { pairs: number; noisy_fields: { path: string }[] } | null;
+  noise_baseline: { pairs: number; noisy_fields: { path: string }[]; skipped_live_busy: number } | null;
   in_flight: number;
 }
 
@@ -280,6 +280,8 @@ describe('mirroring', () => {
     for (let i = 0; i < 40; i++) assert.equal((await score(gw)).status, 200);
     assert.equal(most, 1, 'the live model never saw more than its one slot');
     assert.equal(live.seen.filter((x) => x.headers['x-shadow-request'] === '1').length, 0, 'no baseline copy while the one slot was taken');
+    const rep = await report(gw);
+    assert.equal(rep.noise_baseline?.skipped_live_busy, 2, 'and the report says so (20 mirrored, every 10th a baseline)');
   });
 
   test('the report of an endpoint without mirror_traffic is 404', async () => {
