@@ -73,7 +73,7 @@ test('agreement rate: noisy-only disagreements count as agreements, and are show
     ['$.id', 4, 0.4, true, 1],
   ]);
   assert.equal(r.not_rejudged, 0);
-  assert.deepEqual(r.noise_baseline, { pairs: 5, skipped_pairs: 0, live_nondeterministic: 0, noisy_fields: [{ path: '$.id', rate: 1 }] });
+  assert.deepEqual(r.noise_baseline, { pairs: 5, skipped_pairs: 0, live_nondeterministic: 0, skipped_live_busy: 0, noisy_fields: [{ path: '$.id', rate: 1 }] });
   // Without the noise model the same requests all disagree.
   const raw = stats();
   for (let i = 0; i < 4; i++) raw.record({ comparison: cmp({ id: 'x' }, { id: 'y' }) }, undefined);
