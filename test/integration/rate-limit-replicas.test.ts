@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { deadPort as freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
+import { freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { deadPort as freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
+import { freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
 import { call, type Reply, waitFor } from '../helpers/http.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/switchyard.mjs', import.meta.url));
