@@ -65,6 +65,7 @@ Try:
   curl -sN ${base}/endpoints/demo/stream -H "Authorization: Bearer ${key}"
   curl -s ${base}/endpoints/demo/score -H "Authorization: Bearer ${key}" -H "azureml-model-deployment: green" -d '{}'
   curl -s ${admin}/metrics | grep switchyard_requests_total
+  SWITCHYARD_ADMIN_URL=${admin} SWITCHYARD_ADMIN_KEY=${adminKey} npx switchyard status demo
 
 Rotate a key (a new secondary key, shown once; the demo key keeps working):
   curl -s -X POST ${admin}/admin/endpoints/demo/keys/regenerate -H "Authorization: Bearer ${adminKey}" -H "Content-Type: application/json" -d '{"key_type":"secondary"}'

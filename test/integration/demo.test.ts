@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -95,6 +95,19 @@ test('the demo serves, its banner\'s key-rotation curl works, metrics have stand
     assert.equal(fresh.endpoint, 'demo');
     assert.equal((await score(fresh.key)).status, 200, 'the new key works at once');
     assert.equal((await score('demo-test-key-0123456789')).status, 200, 'and the demo key still does');
+
+    // The status line the banner prints: its URL and key work with the CLI (run with this Node).
+    const statusLine = banner.split('\n').find((l) => l.includes('switchyard status demo'));
+    assert.ok(statusLine, `the banner prints a status command:\n${banner}`);
+    const env = Object.fromEntries([...statusLine.matchAll(/(SWITCHYARD_ADMIN_\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    assert.equal(env.SWITCHYARD_ADMIN_URL, admin);
+    const status = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'status', 'demo', '--interval', '0'], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+        resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout + stderr });
+      });
+    });
+    assert.equal(status.code, 0, status.out);
+    assert.match(status.out, /^endpoint demo/m);
 
     // Node's process metrics under prom-client's standard names (SPEC §6), once prefixed twice.
     const metrics = await call(`${admin}/metrics`);
