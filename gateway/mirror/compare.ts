@@ -1,9 +1,9 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { BODY_PATH, CONTENT_TYPE_PATH, LENGTH_SEGMENT, MAX_PATH_CHARS, STATUS_PATH, capPath, keySegment, normalisePath } from './paths.ts';
 import type { CapturedAnswer, Comparison, FieldDiff } from './types.ts';
 
 /**
  * The verdict on a live/shadow pair of answers (issue 11). Pure: no I/O, no clock (one random
- * key per process, drawn at load, tags unreadable keys in paths; see Paths below).
+ * key per process, in paths.ts, tags unreadable keys in paths; see Paths below).
  *
  * Rules, in order:
  *  1. Shadow timed out → `timeout`; shadow failed otherwise (or never answered, status 0) → `error`.
@@ -33,7 +33,7 @@ import type { CapturedAnswer, Comparison, FieldDiff } from './types.ts';
  *
  * `$` alone means "the whole body differs" and is never learned as noise (noise.ts).
  *
- * Paths: `$` is the body; `[3]` an array index; `[#]` an array's (or event stream's) length;
+ * Paths (written by paths.ts): `$` is the body; `[3]` an array index; `[#]` an array's (or event stream's) length;
  * a key is shown only when it looks like a field name (`readableKey`: at most 32 characters
  * of `[A-Za-z_][A-Za-z0-9_.-]*` with no run of 8+ letters-and-digits mixing both and no run
  * of 7+ digits, or a small integer of at most 6 digits): `.key` when it is an identifier,
@@ -54,19 +54,6 @@ export const MAX_DIFFS = 50;
 export const MAX_FIELD_DIFFS = 100;
 /** Length of a value's JSON text in a diff, `…` included when cut. */
 export const VALUE_PREVIEW_CHARS = 80;
-
-/** Longest path (characters); longer ones are cut and tagged (see the top of this file). */
-export const MAX_PATH_CHARS = 256;
-/** Longest key shown as it is (a longer one is tagged). */
-export const MAX_KEY_CHARS = 32;
-
-/** Pseudo-paths: not into the body, never learned as noise. */
-export const STATUS_PATH = '$status';
-export const CONTENT_TYPE_PATH = '$content_type';
-/** The whole body: a difference there is not field-level, never learned as noise. */
-export const BODY_PATH = '$';
-/** The segment for an array's (or an event stream's) length: `$.xs[#]`. */
-export const LENGTH_SEGMENT = '[#]';
 
 /** `reason` of a `not_compared` comparison. */
 export const NOT_COMPARED = {
@@ -103,95 +90,6 @@ export function numbersEqual(a: number, b: number, tol: number): boolean {
   return Math.abs(a - b) <= tol * Math.max(Math.abs(a), Math.abs(b));
 }
 
-/** True for `$status` and `$content_type`: verdicts on the answer, not fields of its body. */
-export function isPseudoPath(path: string): boolean {
-  return path === STATUS_PATH || path === CONTENT_TYPE_PATH;
-}
-
-/**
- * A path's segments: the root (`$`, or a pseudo-path) then each `.key`, `["key"]` or `[n]`.
- * Paths are the ones this module writes; anything else is returned as one segment.
- */
-export function pathSegments(path: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  while (i < path.length && path[i] !== '.' && path[i] !== '[') i++;
-  out.push(path.slice(0, i));
-  while (i < path.length) {
-    const start = i;
-    if (path[i] === '.') {
-      i++;
-      while (i < path.length && path[i] !== '.' && path[i] !== '[') i++;
-    } else if (path[i + 1] === '"') {
-      // A JSON string: up to the unescaped closing quote, then `]`.
-      i += 2;
-      while (i < path.length && path[i] !== '"') i += path[i] === '\\' ? 2 : 1;
-      i += 2;
-    } else {
-      while (i < path.length && path[i] !== ']') i++;
-      i++;
-    }
-    out.push(path.slice(start, Math.min(i, path.length)));
-  }
-  return out;
-}
-
-const INDEX = /^\[\d+\]$/;
-
-/** `$.predictions[3].score` → `$.predictions[*].score`: per-field counts aggregate over array elements. */
-export function normalisePath(path: string): string {
-  if (!path.includes('[')) return path;
-  return pathSegments(path).map((s) => (INDEX.test(s) ? '[*]' : s)).join('');
-}
-
-/** The path itself, then each enclosing path up to the root: `$.a[*].b`, `$.a[*]`, `$.a`, `$`. */
-export function pathAndAncestors(path: string): string[] {
-  const segs = pathSegments(path);
-  const out: string[] = [];
-  let p = '';
-  for (const s of segs) {
-    p += s;
-    out.push(p);
-  }
-  return out.reverse();
-}
-
-/** Per process: tags keys (and over-long paths) that are not shown as they are. */
-const PATH_TAG_KEY = randomBytes(32);
-
-/** 8 hex digits of an HMAC-SHA256 of `text` under the per-process key. */
-export function pathTag(text: string): string {
-  return createHmac('sha256', PATH_TAG_KEY).update(text).digest('hex').slice(0, 8);
-}
-
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const SMALL_INT = /^\d{1,6}$/;
-const ALNUM_RUN = /[A-Za-z0-9]+/g;
-
-/**
- * Whether a JSON key looks like a field name, and is shown in paths as it is: at most
- * MAX_KEY_CHARS characters of `[A-Za-z_][A-Za-z0-9_.-]*` with no run of 8 or more letters and
- * digits mixing both (`KEYSECRET999`, a hash, a token) and no run of 7 or more digits (an
- * account or phone number); or a small integer (at most 6 digits: a class index).
- */
-export function readableKey(key: string): boolean {
-  if (SMALL_INT.test(key)) return true;
-  if (key.length > MAX_KEY_CHARS || !FIELD_NAME.test(key)) return false;
-  for (const [run] of key.matchAll(ALNUM_RUN)) {
-    if (/\d{7}/.test(run)) return false;
-    if (run.length >= 8 && /\d/.test(run) && /[A-Za-z]/.test(run)) return false;
-  }
-  return true;
-}
-
-/** A key's path segment (see the top of this file). */
-export function keySegment(key: string | number): string {
-  if (typeof key === 'number') return `[${key}]`;
-  if (!readableKey(key)) return `["<key ${key.length} chars #${pathTag(key)}>"]`;
-  return IDENT.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
-}
-
 /** A position in the walk; the path string is built only for a diff. */
 interface Node {
   readonly parent: Node | undefined;
@@ -203,23 +101,6 @@ interface Node {
 
 function segmentOf(n: Node): string {
   return (n.segment ??= n.parent === undefined ? String(n.key) : keySegment(n.key));
-}
-
-/**
- * A path no longer than MAX_PATH_CHARS: a longer one keeps its leading segments (normalised,
- * indices as `[*]`) while they fit, then `…#tag`, the tag of the whole normalised path; so two
- * paths to the same field cut the same way, and `normalisePath` leaves the result unchanged.
- */
-export function capPath(path: string): string {
-  if (path.length <= MAX_PATH_CHARS) return path;
-  const segs = pathSegments(path).map((s) => (INDEX.test(s) ? '[*]' : s));
-  const tag = `…#${pathTag(segs.join(''))}`;
-  let out = '';
-  for (const s of segs) {
-    if (out.length + s.length + tag.length > MAX_PATH_CHARS) break;
-    out += s;
-  }
-  return out + tag;
 }
 
 function pathOf(node: Node, extra = ''): string {

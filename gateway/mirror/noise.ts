@@ -1,4 +1,5 @@
-import { BODY_PATH, compareAnswers, isPseudoPath, normalisePath } from './compare.ts';
+import { compareAnswers } from './compare.ts';
+import { BODY_PATH, LENGTH_SEGMENT, isPseudoPath, normalisePath } from './paths.ts';
 import type { CapturedAnswer, Comparison, FieldDiff } from './types.ts';
 
 /**
@@ -49,9 +50,6 @@ export interface NoisyField {
 export const DEFAULT_NOISE_MIN_RATE = 0.01;
 export const DEFAULT_MAX_PATHS = 1000;
 
-/** How a length difference's path ends (`$.xs[#]`). */
-const LENGTH_SUFFIX = '[#]';
-
 export class NoiseModel {
   readonly #minRate: number;
   readonly #maxPaths: number;
@@ -83,10 +81,10 @@ export class NoiseModel {
     // differences are the length's (learned at `[#]`), not noise in the elements. Learning them
     // would mark every element (`[*]`) noisy, and a shadow with wholly wrong elements agree.
     const misaligned: string[] = [];
-    for (const d of c.diffs) if (d.path.endsWith(LENGTH_SUFFIX)) misaligned.push(d.path.slice(0, -LENGTH_SUFFIX.length) + '[');
+    for (const d of c.diffs) if (d.path.endsWith(LENGTH_SEGMENT)) misaligned.push(d.path.slice(0, -LENGTH_SEGMENT.length) + '[');
     const fields = new Set<string>();
     for (const d of c.diffs) {
-      if (!d.path.endsWith(LENGTH_SUFFIX) && misaligned.some((base) => d.path.startsWith(base))) continue;
+      if (!d.path.endsWith(LENGTH_SEGMENT) && misaligned.some((base) => d.path.startsWith(base))) continue;
       fields.add(normalisePath(d.path));
     }
     for (const f of fields) {

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { systemClock, type Clock } from '../clock.ts';
-import { CONTENT_TYPE_PATH, STATUS_PATH, normalisePath } from './compare.ts';
+import { CONTENT_TYPE_PATH, STATUS_PATH, normalisePath } from './paths.ts';
 import { DEFAULT_MAX_PATHS, cancelNoise, type NoiseModel } from './noise.ts';
 import type { Comparison, MirrorOutcome } from './types.ts';
 
