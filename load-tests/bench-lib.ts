@@ -29,18 +29,26 @@ export const PIN = onPath('taskset') && availableParallelism() >= 2;
 export const CPU_PROXY = 0;
 export const CPU_LOAD = 1;
 
-/** A port nobody listens on right now (127.0.0.1). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port nobody listens on right now on 127.0.0.1, for a process that must be told its port
+ * up front. Picked outside the kernel's ephemeral range (32768-60999 on Linux), so no outgoing
+ * connection made meanwhile (the load's, a test's running beside it) can take it before the
+ * process binds it; free when checked (bind, then close).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
+    const ok = await new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => resolve(true));
     });
-  });
+    if (ok) {
+      await new Promise<void>((r) => srv.close(() => r()));
+      return port;
+    }
+  }
 }
 
 export interface Proc {

@@ -6,7 +6,7 @@
  * processes on one port, each call may land on either), metric parsing, free ports.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { request as httpRequest, createServer } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -174,23 +174,5 @@ export async function waitFor(check: () => boolean | Promise<boolean>, what: str
   }
 }
 
-/**
- * A loopback port free right now, fixed before the gateway starts so that a second gateway
- * process can be started on the same ports (reusePort). Picked outside the kernel's
- * ephemeral range (32768-60999 on Linux), so no outgoing connection made meanwhile (the
- * load's, another test's) can take it before the gateway binds it.
- */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const s = createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (ok) {
-      await new Promise<void>((r) => s.close(() => r()));
-      return port;
-    }
-  }
-}
+/** Ports are fixed before the gateway starts, so a second process can bind the same ones (reusePort). */
+export { freePort } from '../bench-lib.ts';

@@ -135,26 +135,8 @@ export async function deadPort(): Promise<number> {
   return port;
 }
 
-/**
- * A loopback port free on 127.0.0.1 for a test that must name its port up front (a child
- * process's config). Picked outside the kernel's ephemeral range (32768-60999 here), so no
- * outgoing connection of a test running beside it can take it before the child binds it;
- * free when checked (bind, then close).
- */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const s = createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (ok) {
-      await new Promise<void>((r) => s.close(() => r()));
-      return port;
-    }
-  }
-}
+/** A loopback port for a test that must name its port up front (a child process's config). */
+export { freePort } from '../../load-tests/bench-lib.ts';
 
 /** `http://127.0.0.254:<port>` where nothing listens: an instance whose connections are refused. */
 export async function deadOrigin(): Promise<string> {
