@@ -261,7 +261,7 @@ export class Mirror {
       }));
       if (!baseline) return;
       // Checked now that the live request is on its way (and counted in flight).
-      if (!hasSpareCapacity(live)) {
+      if (!hasSpareCapacity(live, this.#deps.clock())) {
         this.#noise?.liveWasBusy();
         budget.inFlight--;
         this.#arrived(pending, baseline);
@@ -334,10 +334,9 @@ export class Mirror {
 const BUSY: Comparison = Object.freeze({ outcome: 'not_compared', diffs: [], reason: 'busy' });
 
 /** The live deployment serves fewer requests than its concurrency limit allows right now. */
-function hasSpareCapacity(d: CompiledDeployment): boolean {
+function hasSpareCapacity(d: CompiledDeployment, now: number): boolean {
   let inFlight = 0;
   let ready = 0;
-  const now = Date.now();
   for (const i of d.instances) {
     inFlight += i.inFlight;
     if (i.takesTraffic(now)) ready++;
