@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { requestCounts } from '../../../../gateway/cli/commands/status.ts';
+import { requestCounts } from '../../../../gateway/cli/commands/status-counters.ts';
 
 test('a shadow deployment counts the copies sent to it (not skipped ones), apart from client requests', () => {
   const counts = requestCounts([
