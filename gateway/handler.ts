@@ -147,9 +147,8 @@ export class Handler {
 
   #awaitReady(ex: Exchange, endpoint: CompiledEndpoint, deadline: number | undefined): void {
     const waiters = this.#deps.readyWaiters;
-    const named = ex.pinned ? endpoint.deployments.get(String(ex.req.headers['azureml-model-deployment'])) : undefined;
-    // A named deployment was chosen: its 503 names it too (SPEC §3).
-    if (named) ex.deployment = named.name;
+    // A pinned request waits for its own deployment (selectDeployment named it on the exchange).
+    const named = ex.pinned ? endpoint.deployments.get(ex.deployment) : undefined;
     const now = waiters.now;
     const waitMs = named ? named.queueWaitMs : endpoint.queueWaitMs;
     const until = deadline ?? now + waitMs;

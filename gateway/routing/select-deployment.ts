@@ -24,7 +24,10 @@ export function selectDeployment(ex: Exchange, endpoint: CompiledEndpoint, now: 
     ex.pinned = true;
     const d = endpoint.deployments.get(named);
     if (!d) return new GatewayError('DeploymentNotFound', `No deployment named ${JSON.stringify(named.slice(0, 64))} on this endpoint.`);
-    return hasReadyInstance(d, now) ? d : NONE_READY;
+    if (hasReadyInstance(d, now)) return d;
+    // Chosen, though not ready yet: the wait (and its 503) belong to this deployment.
+    ex.deployment = d.name;
+    return NONE_READY;
   }
   const sticky = endpoint.sticky;
   if (sticky !== undefined) {
@@ -35,12 +38,8 @@ export function selectDeployment(ex: Exchange, endpoint: CompiledEndpoint, now: 
   const d = name !== undefined ? endpoint.deployments.get(name) : undefined;
   if (!d) return NO_POSITIVE_TRAFFIC;
   if (hasReadyInstance(d, now)) return d;
-  const deployments = endpoint.deployments;
-  const other = endpoint.spill.next((n) => {
-    const c = deployments.get(n);
-    return c !== undefined && hasReadyInstance(c, now);
-  });
-  const to = other !== undefined ? deployments.get(other) : undefined;
+  const other = endpoint.spill.next(readyIn(endpoint, now));
+  const to = other !== undefined ? endpoint.deployments.get(other) : undefined;
   if (!to) return NONE_READY;
   endpoint.spilled(d.name, to.name);
   return to;
@@ -57,12 +56,17 @@ function stickyDeployment(endpoint: CompiledEndpoint, sticky: StickySplit, key: 
   const d = name !== undefined ? deployments.get(name) : undefined;
   if (!d) return NO_POSITIVE_TRAFFIC;
   if (hasReadyInstance(d, now)) return d;
-  const other = sticky.pick(key, (n) => {
-    const c = n !== name ? deployments.get(n) : undefined;
-    return c !== undefined && hasReadyInstance(c, now);
-  });
+  const other = sticky.pick(key, readyIn(endpoint, now, name));
   const to = other !== undefined ? deployments.get(other) : undefined;
   if (!to) return NONE_READY;
   endpoint.spilled(d.name, to.name);
   return to;
+}
+
+/** Whether a deployment (by name, other than `except`) has a ready instance at `now`: what a spill may go to. */
+function readyIn(endpoint: CompiledEndpoint, now: number, except?: string): (name: string) => boolean {
+  return (n) => {
+    const c = n !== except ? endpoint.deployments.get(n) : undefined;
+    return c !== undefined && hasReadyInstance(c, now);
+  };
 }
