@@ -19,7 +19,13 @@ import { keyWarnings, priorityWarnings } from './warnings.ts';
  * could be a secret is replaced by where it is.
  */
 export type LoadResult =
-  | { readonly ok: true; readonly config: GatewayConfig; readonly warnings: readonly string[] }
+  | {
+    readonly ok: true;
+    readonly config: GatewayConfig;
+    readonly warnings: readonly string[];
+    /** The document as written (`${ENV}` references kept): what admin edits are laid on. */
+    readonly raw: Readonly<Record<string, unknown>>;
+  }
   | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
 
 /** "line 9, column 13" for a path of the document (its key when `key`), if there is a source text. */
@@ -180,7 +186,7 @@ function check(doc: unknown, env: NodeJS.ProcessEnv, locate: Locate | undefined)
   // the schema passed: every problem in one run (see validate.ts).
   issues.push(...crossFieldIssues(substituted));
   if (issues.length || !parsed.success) return { ok: false, issues: redact(issues, secretsOf(substituted)) };
-  return { ok: true, config: parsed.data, warnings: [...keyWarnings(parsed.data), ...priorityWarnings(parsed.data)] };
+  return { ok: true, config: parsed.data, warnings: [...keyWarnings(parsed.data), ...priorityWarnings(parsed.data)], raw: doc as Record<string, unknown> };
 }
 
 /** Validate an already-parsed document (YAML, JSON or an admin API body). */

@@ -17,6 +17,7 @@ export const ERRORS = {
   PreconditionFailed: { status: 412, message: 'The resource changed since it was read (ETag mismatch).' },
   PayloadTooLarge: { status: 413, message: 'The request body exceeds the size limit.' },
   BadRequest: { status: 400, message: 'The request is malformed.' },
+  InvalidConfig: { status: 400, message: 'The edit is not a valid config; nothing changed.' },
   RequestTimeout: { status: 408, message: 'The request was not received in time.' },
   ExpectationFailed: { status: 417, message: 'The Expect header is not supported (only 100-continue is).' },
   RequestHeaderFieldsTooLarge: { status: 431, message: 'The request header block is too large.' },
@@ -27,6 +28,7 @@ export const ERRORS = {
   CircuitOpen: { status: 503, message: 'The deployment is temporarily unavailable (circuit open).' },
   Overloaded: { status: 503, message: 'The gateway is overloaded; retry shortly.' },
   SharedStateUnavailable: { status: 503, message: 'The shared rate-limit state is unavailable and this endpoint refuses requests until it returns (state.on_redis_error: closed).' },
+  LiveStoreUnavailable: { status: 503, message: 'The live config store cannot be written; nothing changed.' },
   Draining: { status: 503, message: 'The gateway is shutting down.' },
   GatewayTimeout: { status: 504, message: 'The model instance did not answer within request_timeout_ms.' },
   InternalError: { status: 500, message: 'Internal gateway error.' },
@@ -39,17 +41,20 @@ export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly headers: Readonly<Record<string, string>> | undefined;
-  constructor(code: ErrorCode, message?: string, headers?: Record<string, string>) {
+  /** Every field error of an invalid edit (`InvalidConfig`), in the body's `details`. */
+  readonly details: readonly { readonly path: string; readonly message: string }[] | undefined;
+  constructor(code: ErrorCode, message?: string, headers?: Record<string, string>, details?: readonly { path: string; message: string }[]) {
     super(message ?? ERRORS[code].message);
     this.code = code;
     this.status = ERRORS[code].status;
     this.headers = headers;
+    this.details = details;
   }
 }
 
 /** The JSON error body of SPEC §4. */
-export function errorBody(code: string, message: string, requestId: string): string {
-  return JSON.stringify({ error: { code, message, request_id: requestId } });
+export function errorBody(code: string, message: string, requestId: string, details?: readonly unknown[]): string {
+  return JSON.stringify({ error: { code, message, request_id: requestId, ...(details ? { details } : {}) } });
 }
 
 /**
@@ -61,7 +66,7 @@ export function sendError(res: ServerResponse, err: GatewayError, requestId: str
     res.destroy();
     return;
   }
-  const body = errorBody(err.code, err.message, requestId);
+  const body = errorBody(err.code, err.message, requestId, err.details);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -1,4 +1,5 @@
 import { basename, dirname, join } from 'node:path';
+import { loadConfigFile } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { PolicyDeps } from '../policies/policy.ts';
 import { adminServer } from './admin/admin-server.ts';
@@ -9,14 +10,17 @@ import { Probers } from './health/prober.ts';
 import { ReadyWaiters } from './health/ready-waiters.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { invocationServer, Listeners, type GatewayAddresses } from './listeners.ts';
+import type { LiveBackend } from './live-config/backend.ts';
 import { FileConfigSource, type ReloadResult } from './live-config/config-source.ts';
+import { FileBackend } from './live-config/file-backend.ts';
+import { LiveConfig } from './live-config/live-config.ts';
+import { EMPTY_DOC, type LiveDoc } from './live-config/live-doc.ts';
 import { createAccessLogger, createLogger, logDestination, type Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { RequestObserver } from './request-observer.ts';
 import type { Snapshot } from './snapshot/compile.ts';
 import { ConfigStore } from './snapshot/store.ts';
-import { KeyStore } from './state/key-store.ts';
-import { regenerateKey } from './state/regenerate-key.ts';
+import { createRedisLiveBackend } from './state/redis-live-store.ts';
 import { createSharedState, type SharedState } from './state/shared-state.ts';
 import { LiveStateRegistry } from './state/state-registry.ts';
 import { deadlines } from './coarse-timers.ts';
@@ -31,6 +35,8 @@ export type { ReloadResult } from './live-config/config-source.ts';
 /** How to start a gateway: from a file (reloadable) or an in-memory config (tests, demo). */
 export interface GatewayOptions {
   readonly config: GatewayConfig;
+  /** The config as written (`${ENV}` kept), which admin edits are laid on; default: read from `configPath`, else `config`. */
+  readonly raw?: Readonly<Record<string, unknown>>;
   /** What the loader noticed about the config (keys accepted but not enforced yet), logged with the snapshot's own. */
   readonly warnings?: readonly string[];
   /** The file the config came from: enables reload() and the default state file location. */
@@ -45,6 +51,13 @@ export interface GatewayOptions {
   readonly workers?: number;
   /** Start beside a gateway already listening on the same ports (a rolling restart). */
   readonly replace?: boolean;
+  /**
+   * Where API edits are kept. Default: Redis when `state.redis_url` is set, else the state
+   * file. A cluster worker passes the primary's (one owner writes, every worker applies).
+   */
+  readonly liveBackend?: LiveBackend;
+  /** What `/metrics` answers. Default: this process's registry; a cluster worker passes the aggregate of all workers. */
+  readonly metricsText?: () => Promise<{ readonly contentType: string; readonly text: string }>;
 }
 
 /**
@@ -59,8 +72,10 @@ export class Gateway {
   readonly instances = new InstanceRegistry();
   readonly state = new LiveStateRegistry();
   readonly lifecycle = new Lifecycle();
-  readonly keyStore: KeyStore;
   readonly store: ConfigStore;
+  /** The file and the admin API's edits together: what is applied. */
+  live!: LiveConfig;
+  readonly #backend: LiveBackend;
   readonly source: FileConfigSource;
   readonly #policyDeps: PolicyDeps;
   /** The shared-state connection (Redis), when `state.redis_url` is set. */
@@ -70,12 +85,12 @@ export class Gateway {
   readonly #readyWaiters: ReadyWaiters;
   #addresses: GatewayAddresses | undefined;
 
-  private constructor(opts: GatewayOptions, keyStore: KeyStore) {
+  private constructor(opts: GatewayOptions, backend: (log: Logger) => LiveBackend) {
     const clock = opts.clock ?? systemClock;
     const dest = opts.log ? undefined : logDestination();
     this.log = opts.log ?? createLogger(opts.config.logging.level, dest);
     this.accessLog = opts.accessLog ?? opts.log ?? createAccessLogger(dest ?? logDestination());
-    this.keyStore = keyStore;
+    this.#backend = backend(this.log);
     this.shared = createSharedState(opts.config, { log: this.log, metrics: this.metrics });
     this.#listeners.reportTo({ metrics: this.metrics, log: this.log, now: clock });
     this.#policyDeps = {
@@ -84,7 +99,7 @@ export class Gateway {
       health: healthView(() => this.store.current, clock),
       workers: opts.workers ?? 1,
       log: this.log,
-      keyOverride: (ep, slot, configured) => keyStore.get(ep, slot, configured),
+      keyOverride: (ep, slot) => this.live.keyOverride(ep, slot),
       timers: deadlines,
       gauges: this.metrics,
       shared: this.shared,
@@ -106,21 +121,41 @@ export class Gateway {
       }
     });
     this.store.subscribe((next) => this.metrics.retainReaders((ep, d) => next.endpoints.get(ep)?.deployments.has(d) === true));
-    // An endpoint removed from the config forgets its regenerated keys for good.
-    this.store.subscribe((next) => keyStore.retainOnly(next.endpoints.keys()));
     this.store.subscribe((next, prev) => prev && this.#listeners.configChanged(next.config.server, prev.config.server, this.log));
-    this.source = new FileConfigSource(opts.configPath, opts.env, (cfg, warnings) => this.store.apply(cfg, warnings), this.metrics, this.log);
-    this.store.apply(opts.config, opts.warnings);
+    this.source = new FileConfigSource(opts.configPath, opts.env, (raw, cfg, warnings) => this.live.setFile(raw, cfg, warnings), this.metrics, this.log);
+  }
+
+  /** Lay the stored edits on the config and apply it: the first snapshot. */
+  #begin(opts: GatewayOptions, raw: Readonly<Record<string, unknown>>, doc: LiveDoc): void {
+    this.live = new LiveConfig({
+      backend: this.#backend,
+      env: opts.env,
+      apply: (cfg, warnings) => this.store.apply(cfg, warnings),
+      log: this.log,
+      now: this.#policyDeps.clock,
+    }, raw, opts.config, opts.warnings ?? [], doc);
+    this.live.start();
     this.metrics.reloads.inc({ result: 'success' });
   }
 
   /** Load state, bind every listener, and start serving. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
-    const stateFile = opts.config.state?.file
-      ?? (opts.configPath ? join(dirname(opts.configPath), `.${basename(opts.configPath)}.state.json`) : undefined);
-    const keyStore = new KeyStore(stateFile ?? join(process.cwd(), '.switchyard-state', 'state.json'));
-    await keyStore.load();
-    const gw = new Gateway(opts, keyStore);
+    const redisUrl = opts.config.state?.redis_url;
+    const gw = new Gateway(opts, (log) => opts.liveBackend
+      ?? (redisUrl ? createRedisLiveBackend(redisUrl, { log }) : new FileBackend(stateFilePath(opts.config, opts.configPath))));
+    let doc: LiveDoc = EMPTY_DOC;
+    try {
+      doc = await gw.#backend.load();
+    } catch (err) {
+      // A state file that cannot be read stops the start: serving without it could bring back
+      // revoked keys. Redis out of reach does not: the file serves, the edits follow once it is back.
+      if (!redisUrl || opts.liveBackend) {
+        await gw.#backend.close();
+        throw err;
+      }
+      gw.log.warn({ backend: gw.#backend.where, err: (err as Error).message }, 'cannot read the admin edits; serving the config file until the shared state answers');
+    }
+    gw.#begin(opts, opts.raw ?? await rawOf(opts), doc);
     // Connected to the shared state, or known to be without it (at most about a second):
     // limits then start from Redis's buckets rather than a moment of local fallback.
     await gw.shared?.settled;
@@ -165,11 +200,12 @@ export class Gateway {
       ready: () => lc.ready && this.probers.firstRoundDone,
       draining: () => lc.draining,
       metrics: this.metrics,
+      metricsText: opts.metricsText ?? (async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() })),
       log: this.log,
       accessLog: this.accessLog,
       now: this.#policyDeps.clock,
       policy: this.#policyDeps,
-      regenerateKey: (ep, slot, digest, by) => regenerateKey(this.keyStore, this.store, this.log, ep, slot, digest, by.id),
+      live: this.live,
     });
     const s = cfg.server;
     const headerMs = s.client_header_timeout_ms;
@@ -189,7 +225,7 @@ export class Gateway {
 
   /** Apply a validated config (swap the snapshot); listener addresses need a restart. */
   apply(cfg: GatewayConfig): Snapshot {
-    return this.store.apply(cfg);
+    return this.live.setFileNow(cfg, cfg, []);
   }
 
   /** Re-read the config file; an invalid file is refused and the running config stays. */
@@ -219,10 +255,24 @@ export class Gateway {
     this.#listeners.closeAll();
     await this.instances.close();
     await this.shared?.close();
-    await this.keyStore.flush().catch((err: NodeJS.ErrnoException) => {
-      this.log.error({ file: this.keyStore.file, code: err.code }, 'state file not up to date');
-    });
+    await this.live?.settled();
+    await this.#backend.close();
     this.log.flush?.();
     this.accessLog.flush?.();
   }
+}
+
+/** Where API edits are kept without Redis: `state.file`, else beside the config file, else under the working directory. */
+export function stateFilePath(config: GatewayConfig, configPath: string | undefined): string {
+  return config.state?.file
+    ?? (configPath ? join(dirname(configPath), `.${basename(configPath)}.state.json`) : join(process.cwd(), '.switchyard-state', 'state.json'));
+}
+
+/** The config file as written, for a start given only the parsed config and its path. */
+async function rawOf(opts: GatewayOptions): Promise<Readonly<Record<string, unknown>>> {
+  if (opts.configPath) {
+    const r = await loadConfigFile(opts.configPath, opts.env);
+    if (r.ok) return r.raw;
+  }
+  return opts.config;
 }

@@ -1,3 +1,4 @@
+import type { LiveConfig } from '../live-config/live-config.ts';
 import type { Snapshot } from '../snapshot/compile.ts';
 import type { EndpointConfig } from '../../config/schema.ts';
 
@@ -13,8 +14,8 @@ export function redactEndpoint(ep: EndpointConfig): EndpointConfig {
   };
 }
 
-/** Config plus the live state of every instance (SPEC §5). */
-export function endpointView(snap: Snapshot, name: string, now: number): unknown {
+/** Config plus the live state of every instance (SPEC §5), its ETag and where it comes from (file or API). */
+export function endpointView(snap: Snapshot, name: string, now: number, live: Pick<LiveConfig, 'etag' | 'source'>): unknown {
   const cfg = snap.config.endpoints[name];
   const compiled = snap.endpoints.get(name);
   if (!cfg || !compiled) return undefined;
@@ -37,5 +38,5 @@ export function endpointView(snap: Snapshot, name: string, now: number): unknown
       }),
     };
   }
-  return { name, config: redactEndpoint(cfg), state: { deployments } };
+  return { name, etag: live.etag(name), source: live.source(name), config: redactEndpoint(cfg), state: { deployments } };
 }

@@ -1,41 +1,18 @@
-import { randomBytes } from 'node:crypto';
-import { sha256, type KeySlot } from '../../config/key-digest.ts';
-import type { Principal } from '../../policies/principal.ts';
 import { GatewayError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
-import { configVersion, type Snapshot } from '../snapshot/compile.ts';
+import type { Snapshot } from '../snapshot/compile.ts';
+import { editRoutes } from './edit-routes.ts';
 import { endpointView } from './endpoint-view.ts';
-import type { AdminCall, AdminReply, AdminRoute } from './router.ts';
+import { endpointOf, type AdminRouteDeps } from './route-deps.ts';
+import type { AdminRoute } from './router.ts';
 
-/** What the admin routes need from the gateway. */
-export interface AdminRouteDeps {
-  readonly snapshot: () => Snapshot;
-  readonly ready: () => boolean;
-  readonly draining: () => boolean;
-  readonly metrics: Metrics;
-  readonly log: Logger;
-  readonly now: () => number;
-  /** Persist a regenerated key digest and make it effective (recompile). */
-  readonly regenerateKey: (endpoint: string, slot: KeySlot, digest: Buffer, by: Principal) => Promise<void>;
-}
-
-const NOT_YET = new GatewayError('MethodNotAllowed',
-  'This version serves GET on an endpoint (PUT, PATCH and DELETE are not available yet).', { allow: 'GET, HEAD' });
-
-function endpointOf(deps: AdminRouteDeps, call: AdminCall): { snap: Snapshot; name: string } {
-  const snap = deps.snapshot();
-  const name = call.params.name ?? '';
-  if (!snap.endpoints.has(name)) throw new GatewayError('EndpointNotFound');
-  return { snap, name };
-}
+export type { AdminRouteDeps } from './route-deps.ts';
 
 /**
  * The admin API (SPEC §5) as a table: unauthenticated probes and metrics for orchestrators
  * and scrapers, everything under /admin behind admin keys or Entra roles.
  */
 export function adminRoutes(deps: AdminRouteDeps): AdminRoute[] {
-  const notYet = (): AdminReply => { throw NOT_YET; };
+  const view = (snap: Snapshot, name: string): unknown => endpointView(snap, name, deps.now(), deps.live);
   return [
     { method: 'GET', pattern: '/healthz', auth: false, handle: () => ({ status: 200, body: { status: 'ok' } }) },
     {
@@ -47,19 +24,22 @@ export function adminRoutes(deps: AdminRouteDeps): AdminRoute[] {
     },
     {
       method: 'GET', pattern: '/metrics', auth: false,
-      handle: async () => ({ status: 200, body: await deps.metrics.registry.metrics(), contentType: deps.metrics.registry.contentType }),
+      handle: async () => {
+        const m = await deps.metricsText();
+        return { status: 200, body: m.text, contentType: m.contentType };
+      },
     },
     {
       method: 'GET', pattern: '/admin/endpoints', auth: true, handle: () => {
         const snap = deps.snapshot();
-        const views = [...snap.endpoints.keys()].map((n) => endpointView(snap, n, deps.now()));
-        return { status: 200, body: { version: snap.version, endpoints: views }, headers: { etag: `"${snap.version}"` } };
+        const views = [...snap.endpoints.keys()].map((n) => view(snap, n));
+        return { status: 200, body: { version: snap.version, doc_version: deps.live.docVersion, endpoints: views }, headers: { etag: `"${snap.version}"` } };
       },
     },
     {
       method: 'GET', pattern: '/admin/endpoints/:name', auth: true, handle: (call) => {
         const { snap, name } = endpointOf(deps, call);
-        return { status: 200, body: endpointView(snap, name, deps.now()), headers: { etag: `"${configVersion(snap.config.endpoints[name])}"` } };
+        return { status: 200, body: view(snap, name), headers: { etag: `"${deps.live.etag(name)}"` } };
       },
     },
     {
@@ -72,24 +52,6 @@ export function adminRoutes(deps: AdminRouteDeps): AdminRoute[] {
         return { status: 200, body: { ...mirror.stats.report(), in_flight: mirror.inFlight }, headers: { 'cache-control': 'no-store' } };
       },
     },
-    { method: 'PUT', pattern: '/admin/endpoints/:name', auth: true, handle: notYet },
-    { method: 'PATCH', pattern: '/admin/endpoints/:name', auth: true, handle: notYet },
-    { method: 'DELETE', pattern: '/admin/endpoints/:name', auth: true, handle: notYet },
-    {
-      method: 'POST', pattern: '/admin/endpoints/:name/keys/regenerate', auth: true, handle: async (call) => {
-        const { name } = endpointOf(deps, call);
-        const keyType = ((await call.json()) as { key_type?: unknown } | null)?.key_type;
-        if (keyType !== 'primary' && keyType !== 'secondary') {
-          throw new GatewayError('BadRequest', 'key_type must be "primary" or "secondary".');
-        }
-        const who = call.who!;
-        const key = randomBytes(32).toString('base64url');
-        await deps.regenerateKey(name, keyType, sha256(key), who);
-        deps.metrics.keyRegenerations.inc({ endpoint: name, key_type: keyType });
-        deps.log.info({ endpoint: name, key_type: keyType, by: who.id, by_type: who.type }, 'endpoint key regenerated');
-        // The key is shown once: it is held only as a digest from here on.
-        return { status: 200, body: { endpoint: name, key_type: keyType, key }, headers: { 'cache-control': 'no-store' } };
-      },
-    },
+    ...editRoutes(deps, view),
   ];
 }

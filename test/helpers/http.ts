@@ -111,7 +111,13 @@ export function replyOf(r: RawReply): Reply {
 
 /** The shape of a gateway-made error body (SPEC §4). */
 export interface ErrorBody {
-  readonly error: { readonly code: string; readonly message: string; readonly request_id: string };
+  readonly error: {
+    readonly code: string;
+    readonly message: string;
+    readonly request_id: string;
+    /** Every field error of an invalid admin edit (`InvalidConfig` only). */
+    readonly details?: readonly { readonly path: string; readonly message: string }[];
+  };
 }
 
 /**
@@ -123,7 +129,8 @@ export function assertGatewayError(r: Pick<Reply, 'status' | 'headers' | 'body'>
   assert.match(String(r.headers['content-type']), /^application\/json/);
   const body = JSON.parse(r.body) as ErrorBody;
   assert.deepEqual(Object.keys(body), ['error']);
-  assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'request_id']);
+  // `details` (every field error) belongs to InvalidConfig alone.
+  assert.deepEqual(Object.keys(body.error).sort(), code === 'InvalidConfig' ? ['code', 'details', 'message', 'request_id'] : ['code', 'message', 'request_id']);
   assert.equal(body.error.code, code);
   assert.ok(body.error.message.length > 0, 'message is a sentence');
   assert.ok(body.error.request_id, 'request_id is set');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { formatIssues, loadConfigFile } from '../../config/load.ts';
-import { Gateway } from '../../gateway/gateway.ts';
+import { Gateway, stateFilePath } from '../../gateway/gateway.ts';
 import { bearer, call } from '../helpers/http.ts';
 import { LogCapture, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
 
@@ -88,11 +88,10 @@ test('a regenerated key superseded by a file edit stays dead when the file is re
     assert.equal(await first.score(k1), 401, 'K1 does not come back');
     assert.equal(await first.score(K2), 401);
     assert.ok(!first.logs.raw.some((l) => l.includes(k1) || l.includes(K0) || l.includes(K2)), 'no key in any log line');
-    await first.gw.keyStore.flush();
   } finally {
     await first.gw.close();
   }
-  const state = await readFile(first.gw.keyStore.file, 'utf8');
+  const state = await readFile(stateFilePath(first.gw.store.current.config, file), 'utf8');
   assert.ok(!state.includes('sha256:'), `the state file no longer holds the override: ${state}`);
 
   const second = await start(file);
@@ -114,7 +113,6 @@ test('a regenerated key survives reloads that leave its slot alone, and a restar
     await reload(first, file, K0); // same key: a reload for any other reason
     assert.equal(await first.score(k1), 200);
     assert.equal(await first.score(K0), 401);
-    await first.gw.keyStore.flush();
   } finally {
     await first.gw.close();
   }

@@ -1,0 +1,349 @@
+import { Redis } from 'ioredis';
+import type { LiveBackend, WriteResult } from '../live-config/backend.ts';
+import { EMPTY_DOC, isLiveDoc, type LiveDoc } from '../live-config/live-doc.ts';
+import type { Logger } from '../logger.ts';
+
+/** The live document, as JSON. */
+export const DOC_KEY = 'switchyard:config:doc';
+/** Its version, an integer: what the periodic check reads (a few bytes, not the document). */
+export const VERSION_KEY = 'switchyard:config:version';
+/** Every stored write publishes its version here. */
+export const CHANGED_CHANNEL = 'switchyard:config:changed';
+
+/**
+ * Compare-and-set in one atomic step. KEYS[1] the document, KEYS[2] its version; ARGV[1]
+ * the version expected (absent counts as 0), ARGV[2] the new document, ARGV[3] its version,
+ * ARGV[4] the channel. Returns {1} when stored (and published), else {0, stored version,
+ * current document or nil}.
+ */
+const CAS_WRITE = `
+local stored = redis.call('GET', KEYS[2]) or '0'
+if tonumber(stored) == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[3])
+  return {1}
+end
+return {0, stored, redis.call('GET', KEYS[1])}
+`;
+
+export interface RedisLiveOptions {
+  readonly log: Logger;
+  /** Period of the version check that heals a missed message (default 500 ms). */
+  readonly pollMs?: number;
+  /** Deadline of every call and of a TCP connect (default 1000 ms). */
+  readonly commandTimeoutMs?: number;
+  /** Reconnect backoff: 50 ms doubling up to this (default 1000 ms). */
+  readonly maxBackoffMs?: number;
+}
+
+type CasReply = [stored: 1] | [stored: 0, version: string, current: string | null];
+type LiveRedis = Redis & {
+  switchyardLiveWrite(docKey: string, versionKey: string, expected: number, doc: string, version: number, channel: string): Promise<CasReply>;
+};
+
+/** Probe timeouts in a row on an open connection before both sockets are recycled. */
+const RECYCLE_AFTER = 3;
+
+/** A short, secret-free reason (ioredis messages name host:port at most). */
+function reasonOf(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  if (e?.message === 'Command timed out') return 'timeout';
+  if (typeof e?.message === 'string' && e.message.startsWith("Stream isn't writeable")) return 'not connected';
+  if (typeof e?.code === 'string') return e.code;
+  return typeof e?.message === 'string' ? e.message.slice(0, 120) : 'unknown';
+}
+
+/**
+ * The live document in Redis, shared by every replica. Its own two connections, not the
+ * SharedState client: that one's 50 ms deadline is sized for the request path (a rate-limit
+ * take), while a config read or write is rare, may carry a 100 KB document and is better
+ * slow than refused; and a connection in subscriber mode can send nothing else anyway.
+ *
+ * Like SharedState it never waits for Redis: no offline queue, a deadline on every call,
+ * nothing resent after a reconnect; a call while Redis is down rejects at once. Errors
+ * carry a reason and `where` only, never the client's error as `cause`: a failed AUTH's
+ * error holds the password among its command's arguments, and a failed write's the document.
+ *
+ * Watching: every replica subscribes to {@link CHANGED_CHANNEL}; a message naming a version
+ * other than the last one seen fetches the document. Pub/sub loses what is published while a
+ * subscriber is disconnected, so a version check every `pollMs` (and one after each
+ * subscribe) heals that. A write that timed out but landed all the same reaches the writer's
+ * own watchers the same way. Documents are delivered when their version differs from the
+ * last one seen, so a store that went back (Redis restarted without persistence, flushed)
+ * is followed too, with a warning; a document already delivered may now and then come again.
+ */
+class RedisLiveBackend implements LiveBackend {
+  readonly where: string;
+  readonly #client: LiveRedis;
+  readonly #log: Logger;
+  readonly #pollMs: number;
+  #sub: Redis | undefined;
+  #subscribed = false;
+  #subscribing = false;
+  readonly #watchers: ((doc: LiveDoc) => void)[] = [];
+  /** The version last loaded, written or delivered here (-1: none yet). */
+  #lastSeen = -1;
+  /** Writes in flight: a refresh waits for them, as they move `#lastSeen`. */
+  readonly #writes = new Set<Promise<unknown>>();
+  #refreshing = false;
+  #again = false;
+  #timer: NodeJS.Timeout | undefined;
+  #timeouts = 0;
+  /** The version whose corrupt document was reported (one warning each). */
+  #badVersion = -1;
+  /** Settles on the first connection or the first failed attempt: calls wait for it once. */
+  readonly #settled: Promise<void>;
+  #settle: () => void = () => {};
+  #up = false;
+  #announced = false;
+  #lastReason: string | undefined;
+  #closed = false;
+
+  constructor(url: string, opts: RedisLiveOptions) {
+    this.#log = opts.log;
+    this.#pollMs = opts.pollMs ?? 500;
+    const timeout = opts.commandTimeoutMs ?? 1000;
+    const maxBackoff = opts.maxBackoffMs ?? 1000;
+    this.#settled = new Promise((resolve) => {
+      this.#settle = resolve;
+    });
+    this.#client = new Redis(url, {
+      connectionName: 'switchyard-live',
+      enableOfflineQueue: false,
+      commandTimeout: timeout,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: timeout,
+      retryStrategy: (times: number) => Math.min(maxBackoff, 50 * 2 ** Math.min(times - 1, 16)),
+      keepAlive: 10_000,
+      disconnectTimeout: 50,
+    }) as LiveRedis;
+    const o = this.#client.options;
+    this.where = `Redis ${o.path ?? `${o.host}:${o.port}`}`;
+    this.#client.defineCommand('switchyardLiveWrite', { numberOfKeys: 2, lua: CAS_WRITE });
+    this.#client.on('error', (err: unknown) => {
+      this.#lastReason = reasonOf(err);
+    });
+    this.#client.on('ready', () => this.#connected());
+    this.#client.on('close', () => this.#lost());
+    setTimeout(() => this.#settle(), timeout).unref();
+  }
+
+  async load(): Promise<LiveDoc> {
+    await this.#settled;
+    let text: string | null;
+    try {
+      text = await this.#client.get(DOC_KEY);
+    } catch (err) {
+      throw this.#unavailable('cannot read the live document', err);
+    }
+    const doc = text === null ? EMPTY_DOC : this.#parse(text);
+    this.#lastSeen = doc.version;
+    return doc;
+  }
+
+  write(expected: number, next: LiveDoc): Promise<WriteResult> {
+    const p = this.#cas(expected, next);
+    const settled = p.then(() => {}, () => {});
+    this.#writes.add(settled);
+    void settled.then(() => this.#writes.delete(settled));
+    return p;
+  }
+
+  watch(fn: (doc: LiveDoc) => void): void {
+    if (this.#closed) return;
+    this.#watchers.push(fn);
+    if (!this.#sub) this.#startWatching();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#watchers.length = 0;
+    clearTimeout(this.#timer);
+    this.#settle();
+    await Promise.all([quit(this.#client), this.#sub && quit(this.#sub)]);
+  }
+
+  async #cas(expected: number, next: LiveDoc): Promise<WriteResult> {
+    // A caller bug, not a store failure: refuse before touching anything.
+    if (!isLiveDoc(next) || next.version !== expected + 1) {
+      throw new Error(`${this.where}: refused a write of version ${String(next?.version)} over ${expected} (must be a live document one version on)`);
+    }
+    await this.#settled;
+    let reply: CasReply;
+    try {
+      reply = await this.#client.switchyardLiveWrite(DOC_KEY, VERSION_KEY, expected, JSON.stringify(next), next.version, CHANGED_CHANNEL);
+    } catch (err) {
+      // A timeout may hide a write that landed: the watch delivers it if so.
+      throw this.#unavailable('cannot write the live document', err);
+    }
+    if (reply[0] === 1) {
+      this.#lastSeen = next.version;
+      return { ok: true };
+    }
+    // Not marked as seen: the caller may only report the conflict, and its watchers must
+    // still get this document.
+    if (reply[2] === null) {
+      if (Number(reply[1]) === 0) return { ok: false, current: EMPTY_DOC };
+      throw new Error(`${this.where}: ${DOC_KEY} is missing while ${VERSION_KEY} is not 0; delete ${VERSION_KEY} or restore ${DOC_KEY}`);
+    }
+    return { ok: false, current: this.#parse(reply[2]) };
+  }
+
+  #parse(text: string): LiveDoc {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      doc = undefined;
+    }
+    // Never quote it: the message may reach a log line or an API answer.
+    if (!isLiveDoc(doc)) throw new Error(`${this.where}: ${DOC_KEY} is not a valid live document (${text.length} bytes); fix or delete it`);
+    return doc;
+  }
+
+  #unavailable(what: string, err: unknown): Error {
+    return new Error(`${this.where}: ${what} (${reasonOf(err)})`);
+  }
+
+  #startWatching(): void {
+    const sub = this.#client.duplicate({ connectionName: 'switchyard-live-watch', autoResubscribe: false });
+    this.#sub = sub;
+    // The command connection reports outages; this one's errors would say the same again.
+    sub.on('error', () => {});
+    sub.on('ready', () => this.#subscribe());
+    sub.on('close', () => {
+      this.#subscribed = false;
+    });
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === CHANGED_CHANNEL && Number(message) !== this.#lastSeen) void this.#refresh();
+    });
+    this.#schedule();
+  }
+
+  /** Subscribe (again, after a reconnect), then check once: what was published meanwhile is lost. */
+  #subscribe(): void {
+    const sub = this.#sub;
+    if (!sub || this.#subscribing || this.#closed) return;
+    this.#subscribing = true;
+    sub.subscribe(CHANGED_CHANNEL).then(() => {
+      this.#subscribing = false;
+      this.#subscribed = true;
+      void this.#refresh();
+    }, () => {
+      // The poll tries again while the connection is up.
+      this.#subscribing = false;
+    });
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(this.#tick, this.#pollMs);
+    this.#timer.unref();
+  }
+
+  readonly #tick = (): void => {
+    this.#timer = undefined;
+    if (this.#sub?.status === 'ready' && !this.#subscribed) this.#subscribe();
+    if (this.#client.status === 'ready') void this.#refresh();
+    this.#schedule();
+  };
+
+  /** Check the stored version; one check at a time, and one more if asked meanwhile. Never rejects. */
+  async #refresh(): Promise<void> {
+    if (this.#refreshing) {
+      this.#again = true;
+      return;
+    }
+    this.#refreshing = true;
+    try {
+      do {
+        this.#again = false;
+        await this.#check();
+      } while (this.#again && !this.#closed);
+    } catch (err) {
+      this.#checkFailed(err);
+    } finally {
+      this.#refreshing = false;
+    }
+  }
+
+  async #check(): Promise<void> {
+    const version = Number(await this.#client.get(VERSION_KEY) ?? 0);
+    this.#timeouts = 0;
+    await Promise.all(this.#writes);
+    if (version === this.#lastSeen || version === this.#badVersion || this.#closed) return;
+    const text = await this.#client.get(DOC_KEY);
+    let doc: LiveDoc;
+    try {
+      doc = text === null ? EMPTY_DOC : this.#parse(text);
+    } catch {
+      // Reported once per version, and checked again only when the version moves on.
+      this.#badVersion = version;
+      this.#log.error({ redis: this.where, doc_version: version, bytes: text?.length },
+        'the live document in Redis is not valid; it is ignored until a valid one is written');
+      return;
+    }
+    this.#badVersion = -1;
+    // Our own write may have landed between the two reads: it is not news here.
+    await Promise.all(this.#writes);
+    if (doc.version === this.#lastSeen || this.#closed) return;
+    if (doc.version < this.#lastSeen) {
+      this.#log.warn({ redis: this.where, from_version: this.#lastSeen, to_version: doc.version },
+        'the live document in Redis went back to an older version (Redis lost its data?); following it');
+    }
+    this.#lastSeen = doc.version;
+    for (const fn of [...this.#watchers]) {
+      try {
+        fn(doc);
+      } catch (err) {
+        this.#log.error({ redis: this.where, doc_version: doc.version, reason: reasonOf(err) }, 'a live document watcher failed');
+      }
+    }
+  }
+
+  /** Unreachable is reported once per outage by the connection's events; a timeout may mean a dead peer. */
+  #checkFailed(err: unknown): void {
+    if (reasonOf(err) !== 'timeout') return;
+    // Open but silent (a peer gone without a RST): start afresh rather than wait for TCP.
+    if (++this.#timeouts >= RECYCLE_AFTER && this.#client.status === 'ready') {
+      this.#timeouts = 0;
+      this.#client.disconnect(true);
+      this.#sub?.disconnect(true);
+    }
+  }
+
+  #connected(): void {
+    this.#timeouts = 0;
+    if (this.#announced) this.#log.info({ redis: this.where }, 'live config store recovered');
+    else if (!this.#up) this.#log.info({ redis: this.where }, 'live config store connected');
+    this.#up = true;
+    this.#announced = false;
+    this.#settle();
+  }
+
+  #lost(): void {
+    this.#settle();
+    if (this.#closed || this.#announced) return;
+    this.#announced = true;
+    this.#log.warn({ redis: this.where, reason: this.#lastReason ?? 'connection closed' },
+      'live config store unavailable: admin edits are refused and changes from other replicas wait until it recovers');
+  }
+}
+
+async function quit(c: Redis): Promise<void> {
+  try {
+    if (c.status === 'ready') await c.quit();
+  } catch {
+    // Redis went away meanwhile: the disconnect below ends it anyway.
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** The live document in Redis at `url` (`state.redis_url`). */
+export function createRedisLiveBackend(url: string, opts: RedisLiveOptions): LiveBackend {
+  return new RedisLiveBackend(url, opts);
+}

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
+import { bearer, call, waitFor, type Reply } from '../helpers/http.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+
+// Issue 12's acceptance test: two `switchyard serve` processes sharing one Redis agree on
+// the live config. An edit on one is served by the other within 1 s; a replica that was
+// down during a change has it when it comes back; two edits made from the same ETag on
+// different replicas cannot both land; no secret reaches Redis in clear.
+
+const BIN = fileURLToPath(new URL('../../bin/switchyard.mjs', import.meta.url));
+const KEY = 'replicas-live-cars-key';
+const ADMIN = 'replicas-live-admin-key';
+
+interface Replica {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly exited: Promise<void>;
+  admin(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
+  /** The deployment that answers a scoring call. */
+  deployment(): Promise<string | undefined>;
+}
+
+let dir: string;
+let redis: TestRedis;
+let blue: TestUpstream;
+let green: TestUpstream;
+const ports = new Map<string, { pub: number; admin: number }>();
+const running: Replica[] = [];
+
+async function serve(name: string): Promise<Replica> {
+  let p = ports.get(name);
+  if (!p) ports.set(name, p = { pub: await freePort(), admin: await freePort() });
+  const conf = join(dir, `${name}.yaml`);
+  // Each replica has its own listeners and the same endpoints (a ConfigMap shared by the pods).
+  await writeFile(conf, `
+server:
+  listen: { host: 127.0.0.1, port: ${p.pub} }
+  admin_listen: { host: 127.0.0.1, port: ${p.admin} }
+state:
+  redis_url: ${redis.url}
+admin:
+  keys: [${ADMIN}]
+logging: { level: warn, access_log: false }
+endpoints:
+  cars:
+    keys: { primary: ${KEY} }
+    traffic: { blue: 100, green: 0 }
+    deployments:
+      blue: { instances: [${blue.url}] }
+      green: { instances: [${green.url}] }
+`);
+  const proc = spawn(process.execPath, [BIN, 'serve', '--config', conf, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (c: Buffer): void => { out = (out + c.toString()).slice(-20_000); };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const adminUrl = `http://127.0.0.1:${p.admin}`;
+  const r: Replica = {
+    name,
+    proc,
+    exited,
+    admin: (method, path, body, headers) => call(`${adminUrl}${path}`, {
+      method,
+      headers: { ...bearer(ADMIN), ...headers },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    }),
+    deployment: async () => (await call(`http://127.0.0.1:${p.pub}/endpoints/cars/score`, { body: '{}', headers: bearer(KEY) })).headers['azureml-model-deployment'] as string | undefined,
+  };
+  running.push(r);
+  await waitFor(async () => {
+    if (proc.exitCode !== null) throw new Error(`${name} exited ${proc.exitCode}:\n${out}`);
+    return (await fetch(`${adminUrl}/readyz`).then((x) => x.status, () => 0)) === 200;
+  }, `${name} ready`, 20_000);
+  return r;
+}
+
+async function stop(r: Replica): Promise<void> {
+  r.proc.kill('SIGTERM');
+  await r.exited;
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'switchyard-live-replicas-'));
+  redis = await startRedis();
+  [blue, green] = await Promise.all([startUpstream('blue'), startUpstream('green')]);
+});
+after(async () => {
+  for (const r of running) if (r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill('SIGKILL');
+  await Promise.all(running.map((r) => r.exited));
+  await Promise.all([blue.close(), green.close()]);
+  await redis.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Poll `b` until it serves `want`; how long that took after `since`. */
+async function servedWithin(b: Replica, want: string, since: number): Promise<number> {
+  await waitFor(async () => (await b.deployment()) === want, `${b.name} serves ${want}`, 5000);
+  return performance.now() - since;
+}
+
+test('two replicas on one Redis: edits reach the other within 1 s, a replica that was down catches up, one of two racing edits wins, no secret in Redis', async () => {
+  const a = await serve('a');
+  let b = await serve('b');
+  assert.equal(await b.deployment(), 'blue');
+
+  // 1. A PATCH on A is served by B within 1 s.
+  const t0 = performance.now();
+  const patched = await a.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 0, green: 100 } });
+  assert.equal(patched.status, 200, patched.body);
+  const ms = await servedWithin(b, 'green', t0);
+  assert.ok(ms < 1000, `B served the change after ${Math.round(ms)} ms`);
+  assert.equal((await b.admin('GET', '/admin/endpoints/cars')).headers.etag, patched.headers.etag, 'both replicas give the same ETag');
+
+  // 2. Invalid edits change nothing, on either replica.
+  assert.equal((await b.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 30 } })).status, 400);
+  assert.equal(await a.deployment(), 'green');
+
+  // 3. Two edits from the same ETag on different replicas: exactly one lands.
+  const etag = (await a.admin('GET', '/admin/endpoints/cars')).headers.etag as string;
+  const race = await Promise.all([
+    a.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 100, green: 0 } }, { 'if-match': etag }),
+    b.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 50, green: 50 } }, { 'if-match': etag }),
+  ]);
+  assert.deepEqual(race.map((x) => x.status).sort(), [200, 412], race.map((x) => x.body).join('\n'));
+
+  // 4. B is down during a change; when it comes back it serves the change.
+  await stop(b);
+  assert.equal((await a.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 0, green: 100 } })).status, 200);
+  b = await serve('b');
+  assert.equal(await b.deployment(), 'green', 'a replica that starts reads the current document');
+  const audits = (await b.admin('GET', '/admin/audit')).json<{ entries: { by: string }[] }>().entries;
+  assert.ok(audits.length >= 3 && audits.every((e) => e.by === 'admin_key:admin-key-1'), 'the audit is shared');
+
+  // 5. A regenerated key works on the other replica; nothing in Redis holds a key in clear.
+  const regen = await a.admin('POST', '/admin/endpoints/cars/keys/regenerate', { key_type: 'secondary' });
+  assert.equal(regen.status, 200, regen.body);
+  const newKey = regen.json<{ key: string }>().key;
+  await waitFor(async () => (await call(`http://127.0.0.1:${ports.get('b')!.pub}/endpoints/cars/score`, { body: '{}', headers: bearer(newKey) })).status === 200, 'B accepts the regenerated key', 2000);
+  const c = new Redis(redis.url);
+  try {
+    const dump: string[] = [];
+    for (const k of await c.keys('*')) {
+      const type = await c.type(k);
+      if (type === 'string') dump.push(k, (await c.get(k)) ?? '');
+      else if (type === 'zset') dump.push(k, ...(await c.zrange(k, 0, -1)));
+      else dump.push(k);
+    }
+    const all = dump.join('\n');
+    assert.ok(all.includes('switchyard:config'), 'the live document is in Redis');
+    for (const secret of [KEY, ADMIN, newKey]) assert.ok(!all.includes(secret), 'no key in clear in Redis');
+  } finally {
+    c.disconnect();
+  }
+});
