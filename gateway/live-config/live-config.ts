@@ -63,6 +63,16 @@ function ifMatches(header: string, etag: string): boolean {
   });
 }
 
+/** Past this, an audit entry keeps the size of a change, not the change: a hundred of them ride in every stored document. */
+const MAX_AUDIT_CHANGE = 8192;
+
+/** A change as the audit keeps it: keys redacted, and a large one summarised. */
+function auditable(change: unknown): unknown {
+  const c = redactChange(change);
+  const bytes = Buffer.byteLength(JSON.stringify(c) ?? '');
+  return bytes > MAX_AUDIT_CHANGE ? { not_shown: `a change of ${bytes} bytes` } : c;
+}
+
 function who(p: Principal): string {
   return `${p.type}:${p.id}`;
 }
@@ -171,8 +181,9 @@ export class LiveConfig {
         if (!ep) throw new GatewayError('EndpointNotFound');
         const at = new Date(this.#deps.now()).toISOString();
         const etag = this.etag(endpoint);
+        const keys = this.#pruned(doc).keys;
         const next = this.#next(doc, {
-          keys: { ...doc.keys, [endpoint]: { ...doc.keys[endpoint], [slot]: { digest: digestString(digest), replaces: configuredDigest(ep.keys?.[slot]), at, by: who(by) } } },
+          keys: { ...keys, [endpoint]: { ...keys[endpoint], [slot]: { digest: digestString(digest), replaces: configuredDigest(ep.keys?.[slot]), at, by: who(by) } } },
         }, [{ by: who(by), action: 'regenerate_key', endpoint, old_etag: etag, new_etag: etag, change: { key_type: slot } }]);
         if (!(await this.#store(doc, next))) continue;
         this.#applyCurrent();
@@ -213,7 +224,7 @@ export class LiveConfig {
       if (override) endpoints[name] = override;
       else delete endpoints[name];
       const action: AuditAction = req.edit.kind === 'put' ? (current ? 'replace' : 'create') : req.edit.kind;
-      const change = req.edit.kind === 'put' ? redactChange(req.edit.body) : req.edit.kind === 'patch' ? redactChange(req.edit.patch) : null;
+      const change = auditable(req.edit.kind === 'put' ? req.edit.body : req.edit.kind === 'patch' ? req.edit.patch : null);
       const candidate = this.#next(doc, { endpoints }, [{ by: who(req.who), action, endpoint: name, old_etag: etag, new_etag: endpointEtag(next ?? undefined), change }]);
       const r = this.#resolve(this.#file, candidate);
       const issues = r.ok ? [] : [...r.issues];
@@ -275,7 +286,7 @@ export class LiveConfig {
     return {
       version,
       endpoints: changes.endpoints ?? pruned.endpoints,
-      keys: changes.keys ? { ...pruned.keys, ...changes.keys } : pruned.keys,
+      keys: changes.keys ?? pruned.keys,
       audit: [...doc.audit, ...audit].slice(-AUDIT_SIZE),
     };
   }
@@ -316,7 +327,9 @@ export class LiveConfig {
       throw new GatewayError('LiveStoreUnavailable', `The change could not be stored (${this.#deps.backend.where}); nothing changed.`);
     }
     if (!r.ok) {
-      this.#adopt(r.current);
+      // The store is the truth, even at a lower version (a Redis that was flushed): take it and retry.
+      this.#doc = r.current;
+      this.#applyCurrent();
       return false;
     }
     this.#doc = next;

@@ -160,4 +160,15 @@ test('two replicas on one Redis: edits reach the other within 1 s, a replica tha
   } finally {
     c.disconnect();
   }
+
+  // 6. The store out of reach: an edit gets 503 and changes nothing; serving goes on.
+  if (redis.own) {
+    await redis.stop();
+    const refused = await a.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 100, green: 0 } });
+    assert.equal(refused.status, 503, refused.body);
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'LiveStoreUnavailable');
+    assert.ok(!refused.body.includes(redis.url), 'the message does not name the URL (it may hold a password)');
+    assert.equal(await a.deployment(), 'green');
+    assert.equal(await b.deployment(), 'green');
+  }
 });
