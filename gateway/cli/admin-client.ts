@@ -25,18 +25,27 @@ const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
  */
 export type AdminErrorKind = 'config' | 'unreachable' | 'timeout' | 'unauthorized' | 'forbidden' | 'not_found' | 'http' | 'bad_response';
 
+/** One field error of a refused edit: the field's path and what is wrong with it. */
+export interface AdminErrorDetail {
+  readonly path: string;
+  readonly message: string;
+}
+
 export class AdminError extends Error {
   readonly kind: AdminErrorKind;
   /** The HTTP status, when there was an answer. */
   readonly status: number | undefined;
   /** The gateway's error code (`EndpointNotFound`, `NotFound`, ...), from its JSON error body. */
   readonly code: string | undefined;
-  constructor(kind: AdminErrorKind, message: string, status?: number, code?: string) {
+  /** Every field error of a refused edit (`InvalidConfig`'s `details`), printable; empty otherwise. */
+  readonly details: readonly AdminErrorDetail[];
+  constructor(kind: AdminErrorKind, message: string, status?: number, code?: string, details: readonly AdminErrorDetail[] = []) {
     super(message);
     this.name = 'AdminError';
     this.kind = kind;
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -58,6 +67,8 @@ export interface AdminRequest {
   readonly ifMatch?: string;
   /** Send the Authorization header (default true; `/metrics`, `/healthz`, `/readyz` need none). */
   readonly auth?: boolean;
+  /** Query parameters (`{dry_run: 'true'}`); kept apart from `path`, which is set as the URL's path. */
+  readonly query?: Readonly<Record<string, string>>;
 }
 
 export interface AdminResponse {
@@ -111,15 +122,25 @@ function parseBase(text: string): URL {
   return u;
 }
 
+/** The `details` of an error body, each made printable (at most 200: a message, not a dump). */
+function detailsOf(v: unknown): AdminErrorDetail[] {
+  if (!Array.isArray(v)) return [];
+  return v.slice(0, 200).flatMap((d: { path?: unknown; message?: unknown } | null) =>
+    (d && typeof d.message === 'string'
+      ? [{ path: clip(typeof d.path === 'string' ? d.path : '(edit)', 200), message: clip(d.message) }]
+      : []));
+}
+
 /** The gateway's JSON error body (SPEC §4), if that is what `text` is. */
-function gatewayError(text: string): { code: string; message: string; requestId: string | undefined } | undefined {
+function gatewayError(text: string): { code: string; message: string; requestId: string | undefined; details: AdminErrorDetail[] } | undefined {
   try {
-    const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown; request_id?: unknown } } | null)?.error;
+    const e = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown; request_id?: unknown; details?: unknown } } | null)?.error;
     if (typeof e?.code !== 'string') return undefined;
     return {
       code: e.code,
       message: typeof e.message === 'string' ? e.message : '',
       requestId: typeof e.request_id === 'string' ? e.request_id : undefined,
+      details: detailsOf(e.details),
     };
   } catch {
     return undefined;
@@ -205,6 +226,30 @@ export class AdminClient {
     }
   }
 
+  /**
+   * `PUT` (create or replace: the endpoint's config), `PATCH` (a JSON merge patch) or `DELETE`
+   * of `/admin/endpoints/{name}`. `ifMatch`: write only over that version (412 otherwise);
+   * `dryRun`: every check runs and the answer says what would change, but nothing is stored.
+   */
+  editEndpoint<T = unknown>(method: 'PUT' | 'PATCH' | 'DELETE', name: string, opts: { body?: unknown; ifMatch?: string | undefined; dryRun?: boolean } = {}): Promise<AdminJson<T>> {
+    return this.json<T>(`/admin/endpoints/${encodeURIComponent(name)}`, {
+      method,
+      body: opts.body,
+      ...(opts.ifMatch !== undefined ? { ifMatch: opts.ifMatch } : {}),
+      ...(opts.dryRun ? { query: { dry_run: 'true' } } : {}),
+    });
+  }
+
+  /** `POST /admin/endpoints/{name}/keys/regenerate`: the answer holds the new key (shown once). */
+  regenerateKey<T = unknown>(name: string, keyType: 'primary' | 'secondary'): Promise<AdminJson<T>> {
+    return this.json<T>(`/admin/endpoints/${encodeURIComponent(name)}/keys/regenerate`, { method: 'POST', body: { key_type: keyType } });
+  }
+
+  /** `GET /admin/audit`: the last changes, newest first. */
+  audit<T = unknown>(): Promise<AdminJson<T>> {
+    return this.json<T>('/admin/audit');
+  }
+
   /** `GET /metrics` (Prometheus text; no auth). */
   async metrics(): Promise<AdminResponse> {
     return this.request('/metrics', { auth: false });
@@ -228,7 +273,7 @@ export class AdminClient {
       case 404:
         return new AdminError('not_found', `${what}: 404 ${said}${rid}`, 404, e?.code);
       default:
-        return new AdminError('http', `${what} at ${this.url}: ${res.status} ${said}${rid}`, res.status, e?.code);
+        return new AdminError('http', `${what} at ${this.url}: ${res.status} ${said}${rid}`, res.status, e?.code, e?.details);
     }
   }
 
@@ -236,6 +281,7 @@ export class AdminClient {
     const url = new URL(this.#base.href);
     // A bare origin's pathname reads back as '/' (the URL class restores it): no '//admin'.
     url.pathname = `${this.#base.pathname.replace(/\/+$/, '')}${path}`;
+    for (const [k, v] of Object.entries(req.query ?? {})) url.searchParams.set(k, v);
     const headers: Record<string, string | number> = { accept: 'application/json, text/plain;q=0.9' };
     if (req.auth !== false && this.#key !== undefined) headers.authorization = `Bearer ${this.#key}`;
     if (req.ifMatch !== undefined) headers['if-match'] = req.ifMatch;

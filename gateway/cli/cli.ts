@@ -1,11 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, wantsHelp } from './args.ts';
 import { usageError, usageLine, type Command } from './command.ts';
+import { ADMIN_KEY_ENV, ADMIN_URL_ENV } from './admin-client.ts';
+import { apply } from './commands/apply.ts';
+import { audit } from './commands/audit.ts';
+import { del } from './commands/delete.ts';
 import { demo } from './commands/demo.ts';
+import { get } from './commands/get.ts';
+import { keys } from './commands/keys.ts';
 import { modelServer } from './commands/model-server.ts';
-import { plannedCommands } from './commands/planned.ts';
 import { serve } from './commands/serve.ts';
 import { status } from './commands/status.ts';
+import { mirror, traffic } from './commands/traffic.ts';
 import { validate } from './commands/validate.ts';
 
 /** What a bare `switchyard` runs. */
@@ -45,8 +51,14 @@ const version: Command = {
   },
 };
 
+/** The commands that run the gateway or check its config, in the order `--help` lists them. */
+const LOCAL: readonly Command[] = [serve, validate, demo, modelServer];
+/** The commands over a running gateway's admin API (SPEC §5). */
+const ADMIN: readonly Command[] = [status, traffic, mirror, get, apply, del, keys, audit];
+const OTHER: readonly Command[] = [help, version];
+
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [serve, validate, status, demo, modelServer, help, version, ...plannedCommands];
+export const COMMANDS: readonly Command[] = [...LOCAL, ...ADMIN, ...OTHER];
 
 const byName = new Map<string, Command>(COMMANDS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c] as const)));
 
@@ -65,15 +77,14 @@ function line(c: Command, width: number): string {
 /** The usage text, generated from the table. */
 export function usage(): string {
   const width = 40;
-  const built = COMMANDS.filter((c) => !c.planned);
-  const planned = COMMANDS.filter((c) => c.planned);
   return `usage: switchyard [COMMAND] [ARGS]\n(a bare \`switchyard\` runs \`switchyard ${DEFAULT.name}\`)\n\n`
-    + built.map((c) => line(c, width)).join('')
-    + (planned.length ? `\nin SPEC §5 but not in this version (over the admin API: SWITCHYARD_ADMIN_URL, SWITCHYARD_ADMIN_KEY):\n${planned.map((c) => line(c, width)).join('')}` : '');
+    + LOCAL.map((c) => line(c, width)).join('')
+    + `\nover a running gateway's admin API (${ADMIN_URL_ENV}, ${ADMIN_KEY_ENV}):\n${ADMIN.map((c) => line(c, width)).join('')}`
+    + `\n${OTHER.map((c) => line(c, width)).join('')}`;
 }
 
 function commandHelp(c: Command): string {
-  return `${usageLine(c)}  ${c.summary}${c.planned ? ' (not in this version)' : ''}\n${c.details ? `${c.details.replace(/^/gm, '  ')}\n` : ''}`;
+  return `${usageLine(c)}  ${c.summary}\n${c.details ? `${c.details.replace(/^/gm, '  ')}\n` : ''}`;
 }
 
 function unknown(name: string): number {

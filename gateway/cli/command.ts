@@ -13,8 +13,6 @@ export interface Command {
   readonly summary: string;
   /** Further lines for `switchyard NAME --help`. */
   readonly details?: string;
-  /** A SPEC command this version does not have yet: listed apart, and says so when run. */
-  readonly planned?: boolean;
   /** Exit code for commands that finish; undefined for ones that keep running (servers). */
   readonly run: (args: readonly string[]) => Promise<number | undefined>;
 }
