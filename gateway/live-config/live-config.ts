@@ -339,9 +339,13 @@ export class LiveConfig {
     return true;
   }
 
-  /** A document another writer stored: apply it if it is newer than ours. */
+  /**
+   * A document another writer stored: apply it. Any other version, not only a higher one: the
+   * store is the truth, and a Redis that lost its data (restarted without persistence,
+   * flushed) holds an older one every replica must follow.
+   */
   #adopt(doc: LiveDoc): void {
-    if (doc.version <= this.#doc.version) return;
+    if (doc.version === this.#doc.version) return;
     this.#doc = doc;
     this.#applyCurrent();
   }

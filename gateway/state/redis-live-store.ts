@@ -71,7 +71,8 @@ function reasonOf(err: unknown): string {
  * subscribe) heals that. A write that timed out but landed all the same reaches the writer's
  * own watchers the same way. Documents are delivered when their version differs from the
  * last one seen, so a store that went back (Redis restarted without persistence, flushed)
- * is followed too, with a warning; a document already delivered may now and then come again.
+ * is followed too, with a warning. A document already delivered (or returned by load) may
+ * now and then come again: watchers compare versions.
  */
 class RedisLiveBackend implements LiveBackend {
   readonly where: string;
@@ -90,7 +91,7 @@ class RedisLiveBackend implements LiveBackend {
   #again = false;
   #timer: NodeJS.Timeout | undefined;
   #timeouts = 0;
-  /** The version whose corrupt document was reported (one warning each). */
+  /** The version whose corrupt document was reported (one error line each). */
   #badVersion = -1;
   /** Settles on the first connection or the first failed attempt: calls wait for it once. */
   readonly #settled: Promise<void>;
@@ -127,7 +128,9 @@ class RedisLiveBackend implements LiveBackend {
     });
     this.#client.on('ready', () => this.#connected());
     this.#client.on('close', () => this.#lost());
-    setTimeout(() => this.#settle(), timeout).unref();
+    // ioredis closes a connect attempt past `connectTimeout` (which settles), but a connection
+    // whose ready check goes unanswered stays 'connect' without closing: stop waiting then.
+    setTimeout(() => this.#settle(), 2 * timeout).unref();
   }
 
   async load(): Promise<LiveDoc> {
@@ -317,6 +320,9 @@ class RedisLiveBackend implements LiveBackend {
 
   #connected(): void {
     this.#timeouts = 0;
+    // Watching: what was stored while this connection was down is checked now, not at the
+    // next poll (the subscriber may have come back first, and its check failed on this one).
+    if (this.#sub) void this.#refresh();
     if (this.#announced) this.#log.info({ redis: this.where }, 'live config store recovered');
     else if (!this.#up) this.#log.info({ redis: this.where }, 'live config store connected');
     this.#up = true;
