@@ -62,18 +62,19 @@ export interface Proc {
 const procs = new Set<Proc>();
 
 /**
- * Start `node script args` (through `taskset -c cpu` when pinning is possible). stdout goes
- * to the log file, or to /dev/null when `discardStdout` (Switchyard's access log).
+ * Start `node script args` (through `taskset -c cpu` when pinning is possible; `cpu`
+ * undefined: not pinned, the scheduler's choice). stdout goes to the log file, or to
+ * /dev/null when `discardStdout` (Switchyard's access log).
  */
-export function spawnNode(name: string, script: string, args: string[], opts: { cpu: number; logDir: string; discardStdout?: boolean; nodeFlags?: readonly string[] }): Proc {
+export function spawnNode(name: string, script: string, args: string[], opts: { cpu: number | undefined; logDir: string; discardStdout?: boolean; nodeFlags?: readonly string[] }): Proc {
   return spawnCmd(name, process.execPath, [...(opts.nodeFlags ?? []), script, ...args], opts);
 }
 
 /** Start any command, pinned like {@link spawnNode} (nginx for the reference row). */
-export function spawnCmd(name: string, command: string, args: string[], opts: { cpu: number; logDir: string; discardStdout?: boolean }): Proc {
+export function spawnCmd(name: string, command: string, args: string[], opts: { cpu: number | undefined; logDir: string; discardStdout?: boolean }): Proc {
   const log = join(opts.logDir, `${name}.log`);
   const fd = openSync(log, 'a');
-  const [cmd, argv] = PIN
+  const [cmd, argv] = PIN && opts.cpu !== undefined
     ? ['taskset', ['-c', String(opts.cpu), command, ...args]]
     : [command, args];
   const child = spawn(cmd, argv, { stdio: ['ignore', opts.discardStdout ? 'ignore' : fd, fd], cwd: join(HERE, '..') });

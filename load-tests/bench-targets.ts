@@ -30,6 +30,8 @@ export interface Target {
   headers: Record<string, string>;
   /** The process serving it, for CPU and RSS. */
   pid?: number | undefined;
+  /** The process, when the bench started it (to stop it before the end of the run). */
+  proc?: Proc;
   /** A Switchyard's admin listener (`http://host:port`), for /metrics. */
   adminUrl?: string;
   /**
@@ -268,15 +270,42 @@ export function baselineTree(ref: string, logDir: string): string {
   return dir;
 }
 
-export async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, logDir: string, bin = SWITCHYARD_BIN, name = v.name): Promise<Target> {
+const workersSupport = new Map<string, boolean>();
+
+/**
+ * Whether `bin serve` takes `--workers` (a `--baseline-ref` checkout may predate it): its
+ * `--help` says so.
+ */
+function takesWorkers(bin: string): boolean {
+  let known = workersSupport.get(bin);
+  if (known === undefined) {
+    try {
+      known = execFileSync(process.execPath, [bin, 'serve', '--help'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).includes('--workers');
+    } catch (err) {
+      known = String((err as { stdout?: unknown }).stdout ?? '').includes('--workers');
+    }
+    workersSupport.set(bin, known);
+  }
+  return known;
+}
+
+/**
+ * Start a variant as `switchyard serve --config FILE` plus `serve.args`, pinned to the
+ * proxies' CPU unless `serve.cpu` says otherwise (undefined: not pinned, as `--workers 2` needs).
+ * Without `serve.args`, a version that has `--workers` gets `--workers 1`: its default is one
+ * worker per CPU it may use, which would make a row's process count depend on the pinning.
+ */
+export async function startSwitchyard(v: SwitchyardVariant, backendUrl: string, logDir: string, bin = SWITCHYARD_BIN, name = v.name,
+  serve: { args?: readonly string[]; cpu?: number | undefined } = { cpu: CPU_PROXY }): Promise<Target> {
   const [port, admin] = [await freePort(), await freePort()];
   const { config, headers, counter } = await v.setup(backendUrl);
   const file = join(logDir, `${name}.yaml`);
   const server = { listen: { host: '127.0.0.1', port }, admin_listen: { host: '127.0.0.1', port: admin } };
   writeFileSync(file, stringify({ server, ...config }));
-  const proc = spawnNode(name, bin, ['serve', '--config', file], { cpu: CPU_PROXY, logDir, discardStdout: process.env.BENCH_KEEP_LOGS !== '1' });
+  const args = serve.args ?? (takesWorkers(bin) ? ['--workers', '1'] : []);
+  const proc = spawnNode(name, bin, ['serve', '--config', file, ...args], { cpu: serve.cpu, logDir, discardStdout: process.env.BENCH_KEEP_LOGS !== '1' });
   await waitReady(proc, async () => (await httpStatus(`http://127.0.0.1:${admin}/readyz`)).status === 200, 20_000);
-  const target: Target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers, pid: proc.child.pid, adminUrl: `http://127.0.0.1:${admin}` };
+  const target: Target = { name, url: `http://127.0.0.1:${port}/endpoints/bench/score`, headers, pid: proc.child.pid, adminUrl: `http://127.0.0.1:${admin}`, proc };
   if (counter) target.counter = counter;
   await checkTarget(target, proc);
   return target;

@@ -13,6 +13,10 @@
  *    switchyard-ratelimit` ≥ 0.8 (req/s).
  * 2. Modest load (`--no-modest` skips): ~1000 req/s, added p50/p99 over direct.
  * 3. 1 MiB request bodies (`--no-big` skips).
+ * 2b. Workers (`--no-workers` skips; load-tests/workers-section.ts): the `switchyard` gateway as
+ *    `serve --workers 1` and `--workers 2`, unpinned, closed loop as in 1 (issue 13).
+ * 2c. Steady load (`--no-steady` skips; load-tests/steady-section.ts): k6/steady.js's scenario
+ *    (load-tests/k6/steady.json) through the Node open-loop runner: p50/p99 (issue 13).
  * 4. Overload (`--no-overload` skips; load-tests/overload.ts): a model server with a fixed
  *    number of workers behind Switchyard's concurrency limit, open-loop load at 0.5x and 3x
  *    its capacity, and 3x straight at the model for contrast; one table with the targets
@@ -26,6 +30,8 @@
  *                            [--overload-workers 4] [--overload-service-ms 20]
  *                            [--overload-queue-wait-ms 50] [--overload-factor 3]
  *                            [--overload-arrivals poisson|uniform]
+ *                            [--no-workers] [--workers 1,2] [--no-steady]
+ *                            [--steady-duration 10] [--steady-rate N]
  *
  * `--targets`: only the named rows of the first three sections (plus `direct`, the reference),
  * for a focused comparison with more rounds, e.g. `--targets switchyard,switchyard-ratelimit
@@ -59,6 +65,8 @@ import {
   BODY, SWITCHYARD_BIN, SWITCHYARD_VARIANTS, baselineTree, checkTarget, startNginx, startSwitchyard, type Target,
 } from './bench-targets.ts';
 import { overloadSection } from './overload.ts';
+import { steadyHeading, steadySection } from './steady-section.ts';
+import { workersSection } from './workers-section.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -80,6 +88,11 @@ const { values: a } = parseArgs({
     'overload-queue-wait-ms': { type: 'string', default: '50' },
     'overload-factor': { type: 'string', default: '3' },
     'overload-arrivals': { type: 'string', default: 'poisson' },
+    'no-workers': { type: 'boolean', default: false },
+    workers: { type: 'string', default: '1,2' },
+    'no-steady': { type: 'boolean', default: false },
+    'steady-duration': { type: 'string', default: '10' },
+    'steady-rate': { type: 'string' },
   },
 });
 const ROUNDS = a.quick ? 1 : Math.max(1, Number(a.rounds));
@@ -292,6 +305,18 @@ async function main(): Promise<void> {
     progress(`throughput: ${ROUNDS} round(s) x (${WARMUP_S} s warm-up + ${DURATION} s), ${CONNECTIONS} connections, ${TOOL}`);
     const thr = await measure(targets, (t) => spec(t, CONNECTIONS), logDir, 'throughput');
 
+    let workers: string | undefined;
+    if (!a['no-workers'] && existsSync(SWITCHYARD_BIN)) {
+      progress(`workers: ${a.workers}, ${ROUNDS} round(s), ${CONNECTIONS} connections, gateways unpinned`);
+      workers = await workersSection({
+        counts: a.workers.split(',').map(Number).filter((n) => n >= 1),
+        rounds: ROUNDS, spec: (t) => spec(t, CONNECTIONS), firstWarmupS: FIRST_WARMUP_S, backendUrl, logDir, progress,
+      }).catch((err: unknown) => {
+        notes.push(`workers: skipped — ${String(err).split('\n').slice(0, 4).join(' / ')}`);
+        return undefined;
+      });
+    }
+
     const modestTargets = targets.filter((t) => t.name !== 'http-proxy');
     let modest: Results | undefined;
     if (!a['no-modest']) {
@@ -305,6 +330,17 @@ async function main(): Promise<void> {
     if (!a['no-big']) {
       progress(`1 MiB bodies: ${BIG_CONN} connections`);
       big = await measure(bigTargets, (t) => ({ ...spec(t, BIG_CONN), bodyBytes: 1_048_576 }), logDir, '1 MiB');
+    }
+
+    const steadyTargets = targets.filter((t) => t.name === 'direct' || t.name === 'switchyard');
+    const steadyOpts = {
+      rounds: ROUNDS, durationS: a.quick ? 1 : Math.max(1, Number(a['steady-duration'])), warmupS: WARMUP_S,
+      rate: a['steady-rate'] !== undefined ? Number(a['steady-rate']) : undefined, logDir, progress,
+    };
+    let steady: string | undefined;
+    if (!a['no-steady']) {
+      progress(steadyHeading(steadyOpts).replace('### ', ''));
+      steady = await steadySection(steadyTargets, steadyOpts);
     }
 
     let overload: string | undefined;
@@ -340,10 +376,12 @@ async function main(): Promise<void> {
     ];
     const rlNotes = rateLimitNotes(thr, targets);
     if (rlNotes.length > 0) out.push('', ...rlNotes.map((n) => `- ${n}`));
+    if (workers) out.push('', `### Workers (\`serve --workers N\`, ${CONNECTIONS} connections, closed loop)`, '', workers);
     if (modest) {
       out.push('', `### Modest load (~${M_RATE} req/s cap via autocannon overallRate, ${M_CONN} connections, backend answers after ${M_DELAY} ms)`,
         '', modestReport(modest, modestTargets));
     }
+    if (steady) out.push('', steadyHeading(steadyOpts), '', steady);
     if (big) out.push('', `### 1 MiB request bodies (${BIG_CONN} connections)`, '', throughputReport(big, bigTargets, ['switchyard']));
     if (overload) out.push('', `### Overload (${a['overload-factor']}x a model's capacity, open loop)`, '', overload);
     if (notes.length > 0) out.push('', ...notes.map((n) => `> ${n}`));

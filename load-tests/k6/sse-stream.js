@@ -1,59 +1,75 @@
 // @ts-check
 /**
- * Streaming: calls `/endpoints/${ENDPOINT}/stream`, which the demo model server answers as
- * Server-Sent Events, and checks that the gateway passes the stream through: 200,
- * `content-type: text/event-stream`, at least one `data:` event. k6 reads the whole body, so
- * streaming shows in the timings: `sse_ttfb` (time to first byte) well below `sse_total`
- * means the events were not buffered by the gateway.
- *   k6 run -e KEY=<demo key> load-tests/k6/sse-stream.js
- * Env: BASE_URL, ENDPOINT, KEY as in smoke.js; METHOD (GET; POST sends BODY), VUS (5),
- * DURATION (30s), EVENTS (5) and INTERVAL_MS (200): the demo model server's `n` and
- * `interval_ms` query parameters (the query string passes through the gateway).
+ * Streaming: `/endpoints/{ENDPOINT}/stream`, which the demo model server answers as
+ * Server-Sent Events (EVENTS events, INTERVAL_MS apart), must come through as a stream:
+ * 200, `content-type: text/event-stream`, every event, and the first of them long before
+ * the last.
+ *
+ * Time to first event: k6's http module reads the whole response, so what it can time is
+ * the first byte (`timings.waiting`: request sent → first byte of the answer). The demo
+ * model writes its first event right behind its headers, so there `sse_first_event` is the
+ * time to the first event; for a model that sends headers early and its first token later
+ * it is a lower bound. A gateway that buffered the stream would hold the first byte until
+ * the model finished: about EVENTS x INTERVAL_MS. Hence the thresholds: p95 of
+ * `sse_first_event` below one INTERVAL_MS (the first event arrived before the model wrote
+ * the second), and no call whose first byte came after half the stream's length
+ * (`sse_buffered`).
+ *
+ *   k6 run load-tests/k6/sse-stream.js
+ * Env: BASE_URL, ADMIN_URL, KEY, ENDPOINT, BODY (lib.js); METHOD (GET; POST sends BODY),
+ * VUS (5), DURATION (30s), EVENTS (5), INTERVAL_MS (200): the demo model server's `n` and
+ * `interval_ms` query parameters (query strings pass through the gateway, SPEC §3);
+ * FIRST_EVENT_P95_MS (INTERVAL_MS).
  */
 import http from 'k6/http';
-import { check, fail } from 'k6';
-import { Trend } from 'k6/metrics';
+import { check } from 'k6';
+import { Rate, Trend } from 'k6/metrics';
+import { BODY, TREND_STATS, header, num, requireReady, scoreHeaders, scoreUrl } from './lib.js';
 
-const BASE_URL = __ENV.BASE_URL || 'http://127.0.0.1:8080';
-const ENDPOINT = __ENV.ENDPOINT || 'demo';
-const KEY = __ENV.KEY || '';
 const METHOD = (__ENV.METHOD || 'GET').toUpperCase();
-const EVENTS = Number(__ENV.EVENTS || 5);
-const INTERVAL_MS = Number(__ENV.INTERVAL_MS || 200);
-const BODY = __ENV.BODY || JSON.stringify({ data: [[1, 2, 3], [4, 5, 6]] });
+const EVENTS = num('EVENTS', 5);
+const INTERVAL_MS = num('INTERVAL_MS', 200);
 
-const ttfb = new Trend('sse_ttfb', true);
+const firstEvent = new Trend('sse_first_event', true);
 const total = new Trend('sse_total', true);
 const events = new Trend('sse_events');
+/** The first byte came after half the stream's length: something held the stream. */
+const buffered = new Rate('sse_buffered');
 
 /** @type {import('k6/options').Options} */
 export const options = {
-  vus: Number(__ENV.VUS || 5),
+  vus: num('VUS', 5),
   duration: __ENV.DURATION || '30s',
-  thresholds: { checks: ['rate==1'] },
+  summaryTrendStats: TREND_STATS,
+  thresholds: {
+    checks: ['rate==1'],
+    http_req_failed: ['rate==0'],
+    sse_first_event: [`p(95)<${num('FIRST_EVENT_P95_MS', INTERVAL_MS)}`],
+    sse_buffered: ['rate==0'],
+  },
 };
 
 export function setup() {
-  if (!KEY) fail('set KEY (the demo key printed by `npm start`)');
+  requireReady();
 }
 
 export default function () {
-  const url = `${BASE_URL}/endpoints/${ENDPOINT}/stream?n=${EVENTS}&interval_ms=${INTERVAL_MS}`;
+  const url = `${scoreUrl(undefined, 'stream')}?n=${EVENTS}&interval_ms=${INTERVAL_MS}`;
   const res = http.request(METHOD, url, METHOD === 'GET' ? null : BODY, {
-    headers: { Accept: 'text/event-stream', 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
+    headers: scoreHeaders({ Accept: 'text/event-stream' }),
     tags: { name: 'stream' },
     timeout: '60s',
   });
-  let contentType = '';
-  for (const k of Object.keys(res.headers)) if (k.toLowerCase() === 'content-type') contentType = res.headers[k] ?? '';
   const body = typeof res.body === 'string' ? res.body : '';
-  const n = (body.match(/^data:/gm) || []).length; // includes the final `data: [DONE]`
+  const n = (body.match(/^data:/gm) || []).length; // the final `data: [DONE]` included
   check(res, {
     'status is 200': (r) => r.status === 200,
-    'content-type is text/event-stream': () => contentType.toLowerCase().startsWith('text/event-stream'),
-    'all events arrived': () => n >= EVENTS,
+    'content-type is text/event-stream': (r) => (header(r, 'content-type') || '').toLowerCase().startsWith('text/event-stream'),
+    'every event arrived': () => n >= EVENTS,
   });
-  ttfb.add(res.timings.waiting);
+  if (res.status !== 200) return;
+  firstEvent.add(res.timings.waiting);
   total.add(res.timings.duration);
   events.add(n);
+  buffered.add(res.timings.waiting > (EVENTS * INTERVAL_MS) / 2);
 }
