@@ -1,4 +1,3 @@
-import { basename, dirname, join } from 'node:path';
 import { loadConfigFile } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { PolicyDeps } from '../policies/policy.ts';
@@ -12,7 +11,7 @@ import { Lifecycle } from './lifecycle.ts';
 import { invocationServer, Listeners, type GatewayAddresses } from './listeners.ts';
 import type { LiveBackend } from './live-config/backend.ts';
 import { FileConfigSource, type ReloadResult } from './live-config/config-source.ts';
-import { FileBackend } from './live-config/file-backend.ts';
+import { FileBackend, stateFilePath } from './live-config/file-backend.ts';
 import { LiveConfig } from './live-config/live-config.ts';
 import { EMPTY_DOC, type LiveDoc } from './live-config/live-doc.ts';
 import { createAccessLogger, createLogger, logDestination, type Logger } from './logger.ts';
@@ -27,6 +26,7 @@ import { deadlines } from './coarse-timers.ts';
 import { InstanceRegistry } from './upstream/instance.ts';
 
 export type { GatewayAddresses } from './listeners.ts';
+export { stateFilePath } from './live-config/file-backend.ts';
 
 /** How long a start waits for the first probe round before it takes invocations anyway. */
 const FIRST_ROUND_WAIT_MS = 2000;
@@ -260,12 +260,6 @@ export class Gateway {
     this.log.flush?.();
     this.accessLog.flush?.();
   }
-}
-
-/** Where API edits are kept without Redis: `state.file`, else beside the config file, else under the working directory. */
-export function stateFilePath(config: GatewayConfig, configPath: string | undefined): string {
-  return config.state?.file
-    ?? (configPath ? join(dirname(configPath), `.${basename(configPath)}.state.json`) : join(process.cwd(), '.switchyard-state', 'state.json'));
 }
 
 /** The config file as written, for a start given only the parsed config and its path. */

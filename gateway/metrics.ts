@@ -36,6 +36,9 @@ export class Metrics implements PolicyGauges {
     help: '1 when the instance takes traffic, 0 when it is unready or ejected.',
     labelNames: ['endpoint', 'deployment', 'instance'] as const,
     registers: [this.registry],
+    // With N workers each probes and ejects on its own: 0 when any of them would not send
+    // there (a sum would read N for "ready").
+    aggregator: 'min',
     collect: (): void => this.#readyCollect?.(),
   });
   readonly authFailures = new Counter({
@@ -89,6 +92,8 @@ export class Metrics implements PolicyGauges {
     help: 'A deployment\'s circuit breaker: 0 closed, 0.5 half-open (probing), 1 open.',
     labelNames: ['endpoint', 'deployment'] as const,
     registers: [this.registry],
+    // Each worker has its own breaker: the most open one (a sum of states means nothing).
+    aggregator: 'max',
     collect: (): void => {
       this.breakerOpen.reset();
       for (const r of this.#breakers.values()) this.breakerOpen.set({ endpoint: r.endpoint, deployment: r.deployment }, r.read());
@@ -140,6 +145,8 @@ export class Metrics implements PolicyGauges {
     name: 'switchyard_state_degraded',
     help: '1 while the shared state (Redis) is unavailable and limits follow state.on_redis_error.',
     registers: [this.registry],
+    // 1 while any worker is without the shared state.
+    aggregator: 'max',
   });
 
   /** How `switchyard_instance_ready` is filled at scrape time (from live health). */

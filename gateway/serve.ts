@@ -1,7 +1,33 @@
 import { resolve } from 'node:path';
-import { formatIssues, loadConfigFile } from '../config/load.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import { cannotListen, failHere, loadOrFail, type Fail } from './cluster/startup.ts';
 import { watchConfig } from './config-watcher.ts';
-import { Gateway } from './gateway.ts';
+import { Gateway, type GatewayOptions } from './gateway.ts';
+import type { LiveBackend } from './live-config/backend.ts';
+import { createAccessLogger, createLogger, logDestination } from './logger.ts';
+
+export interface ServeOptions {
+  /** Said after "cannot listen on ...": how to pick other ports (the demo's variables). */
+  readonly listenHint?: string;
+  readonly replace?: boolean;
+  /** Processes sharing this machine's ports (a cluster worker: N; per-process limits divide by it). */
+  readonly workers?: number;
+  /** Where API edits are kept, decided once the config is known (undefined: the gateway's default). */
+  readonly liveBackend?: (config: GatewayConfig, file: string) => LiveBackend | undefined;
+  readonly metricsText?: GatewayOptions['metricsText'];
+  /** Fields every log line of this process carries (a worker's id and pid). */
+  readonly logBindings?: Readonly<Record<string, unknown>>;
+  /** Default: stderr and exit; a cluster worker tells its primary instead, which says it once. */
+  readonly fail?: Fail;
+}
+
+/** A gateway being served, with what its signals do. */
+export interface Serving {
+  readonly gw: Gateway;
+  /** Drain and exit 0; later calls change nothing (`quiet`: say nothing of them either). */
+  stop(signal: string, quiet?: boolean): void;
+  reload(): void;
+}
 
 /**
  * `switchyard serve`: run a gateway until SIGTERM/SIGINT. SIGHUP or a change of the
@@ -9,31 +35,33 @@ import { Gateway } from './gateway.ts';
  * `server.shutdown_grace_ms`) and exits 0; later signals are logged and change nothing,
  * so an impatient second Ctrl-C cannot drop requests in flight.
  */
-export async function serve(configPath: string, opts: { listenHint?: string; replace?: boolean } = {}): Promise<Gateway> {
-  const listenHint = opts.listenHint;
+export async function serve(configPath: string, opts: ServeOptions = {}): Promise<Gateway> {
+  return (await serving(configPath, opts)).gw;
+}
+
+/** {@link serve}, handing back the stop and reload a cluster worker also runs on its primary's word. */
+export async function serving(configPath: string, opts: ServeOptions = {}): Promise<Serving> {
+  const fail: Fail = opts.fail ?? failHere;
   const file = resolve(configPath);
-  const loaded = await loadConfigFile(file);
-  if (!loaded.ok) {
-    process.stderr.write(`switchyard: invalid config ${file}\n${formatIssues(loaded.issues)}\n`);
-    process.exit(2);
+  const { config, raw, warnings } = await loadOrFail(file, fail);
+  let logs: Pick<GatewayOptions, 'log' | 'accessLog'> = {};
+  if (opts.logBindings) {
+    // The gateway's own loggers, plus the fields that tell this process's lines apart.
+    const dest = logDestination();
+    logs = { log: createLogger(config.logging.level, dest).child(opts.logBindings), accessLog: createAccessLogger(dest).child(opts.logBindings) };
   }
-  const config = loaded.config;
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ config, configPath: file, warnings: loaded.warnings, replace: opts.replace ?? false });
+    gw = await Gateway.start({
+      config, raw, configPath: file, warnings, replace: opts.replace ?? false, workers: opts.workers,
+      liveBackend: opts.liveBackend?.(config, file), metricsText: opts.metricsText, ...logs,
+    });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
-      const hint = listenHint ?? (e.code === 'EADDRINUSE'
-        ? 'another process listens there; for a rolling restart of a gateway start the new one with --replace, otherwise check server.listen, server.private_listen and server.admin_listen'
-        : 'check server.listen, server.private_listen and server.admin_listen');
-      process.stderr.write(`switchyard: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${e.code}); ${hint}\n`);
-      process.exit(1);
-    }
+    const listen = cannotListen(err, opts.listenHint);
+    if (listen) fail(listen, 1);
     // A state file that cannot be read (or is corrupt) stops the start: serving without it
     // could bring back keys that were revoked.
-    process.stderr.write(`switchyard: cannot start: ${e.message}\n`);
-    process.exit(1);
+    fail(`switchyard: cannot start: ${(err as Error).message}`, 1);
   }
   const a = gw.addresses;
   gw.log.info({
@@ -43,14 +71,15 @@ export async function serve(configPath: string, opts: { listenHint?: string; rep
     config_version: gw.store.current.version,
   }, 'switchyard listening');
 
-  const stopWatching = watchConfig(file, () => void gw.reload());
-  process.on('SIGHUP', () => void gw.reload());
+  const reload = (): void => void gw.reload();
+  const stopWatching = watchConfig(file, reload);
+  process.on('SIGHUP', reload);
   let repeated = false;
-  const stop = (signal: string): void => {
+  const stop = (signal: string, quiet = false): void => {
     if (gw.draining) {
       // Ctrl-C under npm reaches the process twice (terminal and npm): say it once.
-      if (!repeated) gw.log.warn({ signal }, 'already draining; in-flight requests keep their grace period');
-      repeated = true;
+      if (!repeated && !quiet) gw.log.warn({ signal }, 'already draining; in-flight requests keep their grace period');
+      repeated ||= !quiet;
       return;
     }
     stopWatching();
@@ -59,5 +88,5 @@ export async function serve(configPath: string, opts: { listenHint?: string; rep
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  return gw;
+  return { gw, stop, reload };
 }

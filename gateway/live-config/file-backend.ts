@@ -1,5 +1,6 @@
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { GatewayConfig } from '../../config/schema.ts';
 import type { LiveBackend, WriteResult } from './backend.ts';
 import { EMPTY_DOC, isLiveDoc, type KeyOverride, type LiveDoc } from './live-doc.ts';
 
@@ -160,4 +161,10 @@ export class FileBackend implements LiveBackend {
       throw new Error(`${this.where}: cannot be written (${code ?? 'error'}); nothing changed`, { cause: err });
     }
   }
+}
+
+/** Where API edits are kept without Redis: `state.file`, else beside the config file, else under the working directory. */
+export function stateFilePath(config: Pick<GatewayConfig, 'state'>, configPath: string | undefined): string {
+  return config.state?.file
+    ?? (configPath ? join(dirname(configPath), `.${basename(configPath)}.state.json`) : join(process.cwd(), '.switchyard-state', 'state.json'));
 }

@@ -344,8 +344,19 @@ export class LiveConfig {
    * store is the truth, and a Redis that lost its data (restarted without persistence,
    * flushed) holds an older one every replica must follow.
    */
-  #adopt(doc: LiveDoc): void {
+  async #adopt(delivered: LiveDoc): Promise<void> {
+    let doc = delivered;
     if (doc.version === this.#doc.version) return;
+    if (doc.version < this.#doc.version) {
+      // Usually a delivery that waited behind this replica's own edit, older than what is in
+      // force now; but a store that lost its data holds an older one too. Ask the store.
+      try {
+        doc = await this.#deps.backend.load();
+      } catch {
+        return;
+      }
+      if (doc.version === this.#doc.version) return;
+    }
     this.#doc = doc;
     this.#applyCurrent();
   }

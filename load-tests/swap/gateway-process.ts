@@ -45,7 +45,7 @@ export class GatewayProcess {
     this.label = label;
     this.adminUrl = `http://127.0.0.1:${ports.admin}`;
     this.publicUrl = `http://127.0.0.1:${ports.pub}`;
-    this.proc = spawn(nodeBinary(), [BIN, 'serve', '--config', configFile, ...(replace ? ['--replace'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(nodeBinary(), [BIN, 'serve', '--config', configFile, '--workers', '1', ...(replace ? ['--replace'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.#stdout(chunk));
     this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       for (const text of chunk.split('\n')) if (text) this.lines.push({ msg: 'stderr', text });

@@ -31,7 +31,8 @@ interface Demo {
 async function startDemo(args: string[], env: Record<string, string> = {}): Promise<Demo> {
   const tmp = await mkdtemp(join(root, 'tmp-'));
   const proc = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', TMPDIR: tmp, ...env },
+    // Node's compile cache goes elsewhere: TMPDIR is where the demo's own files must not be left.
+    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', TMPDIR: tmp, NODE_COMPILE_CACHE: join(root, 'compile-cache'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -194,7 +195,7 @@ async function running(pid: number): Promise<boolean> {
 test('the demo stops, drains and removes its directory when the shell that started it dies', { timeout: 60_000 }, async (t) => {
   const tmp = await mkdtemp(join(root, 'tmp-'));
   const sh = spawn('sh', ['-c', `"${process.execPath}" "${BIN}" demo`], {
-    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', TMPDIR: tmp },
+    env: { ...process.env, PORT: '0', ADMIN_PORT: '0', TMPDIR: tmp, NODE_COMPILE_CACHE: join(root, 'compile-cache') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -53,7 +53,7 @@ endpoints:
     deployments:
       blue: { instances: [${model.url}] }
 `);
-  const proc = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'serve', '--config', file, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   // Keep the tail only: access lines are many under load.
   const keep = (c: Buffer): void => { out = (out + c.toString()).slice(-20_000); };

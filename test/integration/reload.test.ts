@@ -62,7 +62,7 @@ endpoints:
 }
 
 async function serve(file: string, ports: { pub: number; admin: number }): Promise<Served> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'serve', '--config', file, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   proc.stderr.on('data', (c: Buffer) => { out += c.toString(); });
