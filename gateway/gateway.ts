@@ -132,7 +132,9 @@ export class Gateway {
       env: opts.env,
       apply: (cfg, warnings) => this.store.apply(cfg, warnings),
       log: this.log,
+      metrics: this.metrics,
       now: this.#policyDeps.clock,
+      ownFile: !opts.config.state?.redis_url,
     }, raw, opts.config, opts.warnings ?? [], doc);
     this.live.start();
     this.metrics.reloads.inc({ result: 'success' });

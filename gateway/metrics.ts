@@ -141,6 +141,21 @@ export class Metrics implements PolicyGauges {
     this.#readyWaiters = read;
   }
 
+  readonly liveVersion = new Gauge({
+    name: 'switchyard_live_config_version',
+    help: 'Version of the admin API edits document in force here (0: nothing was ever edited).',
+    registers: [this.registry],
+    // The oldest any worker serves.
+    aggregator: 'min',
+  });
+
+  readonly liveInStep = new Gauge({
+    name: 'switchyard_live_config_in_step',
+    help: '1 while the stored admin edits apply here; 0 while the stored document does not validate on this replica (it serves the last one that did).',
+    registers: [this.registry],
+    aggregator: 'min',
+  });
+
   readonly stateDegraded = new Gauge({
     name: 'switchyard_state_degraded',
     help: '1 while the shared state (Redis) is unavailable and limits follow state.on_redis_error.',
@@ -181,5 +196,6 @@ export class Metrics implements PolicyGauges {
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
     this.stateDegraded.set(0);
+    this.liveInStep.set(1);
   }
 }

@@ -21,6 +21,14 @@ function ifMatch(call: AdminCall): string | undefined {
   return Array.isArray(h) ? h.join(', ') : h;
 }
 
+/** `If-None-Match: *` on a PUT: create only (RFC 9110 §13.1.2). */
+function createOnly(call: AdminCall): boolean {
+  const h = call.req.headers['if-none-match'];
+  if (h === undefined) return false;
+  if (h.trim() !== '*') throw new GatewayError('BadRequest', 'If-None-Match on a write takes only *.');
+  return true;
+}
+
 /**
  * The admin API's writes (SPEC §5): PUT, PATCH (RFC 7396 merge patch) and DELETE of an
  * endpoint, key regeneration, and the audit. Each goes through LiveConfig: validated like a
@@ -31,8 +39,10 @@ export function editRoutes(deps: AdminRouteDeps, view: (snap: Snapshot, name: st
   const edit = async (call: AdminCall, make: () => Promise<EndpointEdit>): Promise<AdminReply> => {
     const name = call.params.name ?? '';
     const dry = dryRun(call);
+    // While draining (a rolling restart), the process that replaces this one takes the edits.
+    if (deps.draining() && !dry) throw new GatewayError('Draining', 'This gateway process is shutting down; send the edit again (the one replacing it takes it).');
     const change = await make();
-    const out = await deps.live.edit({ endpoint: name, edit: change, ifMatch: ifMatch(call), dryRun: dry, who: call.who! });
+    const out = await deps.live.edit({ endpoint: name, edit: change, ifMatch: ifMatch(call), createOnly: createOnly(call), dryRun: dry, who: call.who! });
     const noStore = { 'cache-control': 'no-store' };
     if (dry) {
       const redact = (c: typeof out.before) => (c ? redactEndpoint(c) : null);

@@ -90,19 +90,56 @@ class AdminContext implements PolicyContext {
   addResponseHeader(): void {}
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_ADMIN_BODY) throw new GatewayError('PayloadTooLarge');
-    chunks.push(c);
+/** JSON nested deeper than this is refused: merge patches and the audit walk bodies recursively. */
+const MAX_JSON_DEPTH = 64;
+
+function depthOf(v: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (d > max) max = d;
+    if (d > MAX_JSON_DEPTH) return d;
+    if (x && typeof x === 'object') for (const c of Object.values(x)) stack.push([c, d + 1]);
   }
-  try {
-    return chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
-  } catch {
-    throw new GatewayError('BadRequest', 'The body is not valid JSON.');
-  }
+  return max;
+}
+
+/**
+ * The body as JSON, at most MAX_ADMIN_BODY bytes. An oversized body is refused without
+ * destroying the request (which would take the socket, and the 413, with it): reading just
+ * stops, and the router answers with `Connection: close`.
+ */
+function readJson(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_ADMIN_BODY) return Promise.reject(new GatewayError('PayloadTooLarge'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > MAX_ADMIN_BODY) {
+        req.off('data', onData).off('end', onEnd).off('error', onError);
+        req.pause();
+        reject(new GatewayError('PayloadTooLarge'));
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = (): void => {
+      let value: unknown;
+      try {
+        value = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+      } catch {
+        reject(new GatewayError('BadRequest', 'The body is not valid JSON.'));
+        return;
+      }
+      if (depthOf(value) > MAX_JSON_DEPTH) reject(new GatewayError('BadRequest', `The body is nested deeper than ${MAX_JSON_DEPTH} levels.`));
+      else resolve(value);
+    };
+    const onError = (err: Error): void => reject(err);
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
 }
 
 export interface AdminRouterDeps {
@@ -125,6 +162,8 @@ export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: 
   return (req, res, expectContinue) => {
     const start = performance.now();
     const requestId = randomUUID();
+    // Read now: once a request is destroyed its socket is gone.
+    const clientIp = normalize(req.socket.remoteAddress ?? '');
     const state: { who?: Principal; error?: string } = {};
     // Every admin response names its request id, which the access line carries too.
     res.setHeader('x-request-id', requestId);
@@ -137,7 +176,7 @@ export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: 
         duration_ms: Math.round((performance.now() - start) * 1e3) / 1e3,
         auth: state.who?.type,
         caller: state.who?.id,
-        client_ip: normalize(req.socket.remoteAddress ?? ''),
+        client_ip: clientIp,
         error: state.error,
       }, 'admin request');
     });
@@ -145,8 +184,9 @@ export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: 
       const e = err instanceof GatewayError ? err : new GatewayError('InternalError');
       if (!(err instanceof GatewayError)) deps.log.error({ err, request_id: requestId }, 'admin request failed');
       state.error = e.code;
-      // A refused upload was never invited: its bytes must not be read as the next request.
-      if (expectContinue && !res.headersSent) res.setHeader('connection', 'close');
+      // A refused upload was never invited, and an oversized one was not read to its end:
+      // its bytes must not be read as the next request.
+      if ((expectContinue || e.code === 'PayloadTooLarge') && !res.headersSent) res.setHeader('connection', 'close');
       sendError(res, e, requestId);
     };
     dispatch(deps, table, req, res, expectContinue, state).catch(fail);

@@ -1,3 +1,4 @@
+import { substituteEnv, type EnvProblem } from '../../config/env.ts';
 import { digestString, keyDigest, type KeySlot } from '../../config/key-digest.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
 import { rawDigest, type LiveDoc } from './live-doc.ts';
@@ -13,17 +14,30 @@ export function record(v: unknown): Record<string, unknown> | undefined {
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
+/** `obj[key]` if `obj` has it as its own property (never one of Object.prototype's: `constructor`, `__proto__`). */
+export function own<T>(obj: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return obj && Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+/** Set `key` as an own data property, even `__proto__` (an assignment would set the prototype). */
+function put(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /**
  * RFC 7396 JSON merge patch: a member set to null is removed, an object merges member by
- * member, anything else replaces. Twenty lines; no library needed for it.
+ * member, anything else replaces. Twenty lines; no library needed for it. Members are own
+ * data properties whatever their name, so `{"__proto__": ...}` in a patch is a member (which
+ * the schema then refuses), never the result's prototype.
  */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   const p = record(patch);
   if (!p) return patch;
-  const out: Record<string, unknown> = { ...record(target) };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record(target) ?? {})) put(out, k, v);
   for (const [k, v] of Object.entries(p)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else put(out, k, mergePatch(own(out, k), v));
   }
   return out;
 }
@@ -33,17 +47,28 @@ export function configuredDigest(configured: string | undefined): string {
   return configured ? digestString(keyDigest(configured)) : '';
 }
 
+/** Exactly `${NAME}`: a reference each replica resolves from its own environment. */
+const REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+
 /**
- * An endpoint as it is persisted: every literal key replaced by its `sha256:` digest, so no
- * key is ever stored in clear. `${ENV}` references stay as written (each replica
- * substitutes its own environment); digests stay digests.
+ * An endpoint as it is persisted: every key that is not exactly `${NAME}` or a `sha256:`
+ * digest is replaced by the digest of its value as the gateway reads it (`$$` unescaped,
+ * `${NAME:-default}` and `prefix-${NAME}` substituted), so no key, and no default that is
+ * one, is ever stored in clear. A value that does not substitute (an unset variable) is left
+ * as written: it fails validation, and an invalid edit is never stored.
  */
-export function digestKeys(endpoint: Raw): Raw {
+export function digestKeys(endpoint: Raw, env: NodeJS.ProcessEnv = {}): Raw {
   const keys = record(endpoint.keys);
   if (!keys) return endpoint;
   const out: Record<string, unknown> = {};
   for (const [slot, v] of Object.entries(keys)) {
-    out[slot] = typeof v === 'string' && v !== '' && !v.includes('${') && !v.startsWith('sha256:') ? digestString(keyDigest(v)) : v;
+    if (typeof v !== 'string' || v === '' || REFERENCE.test(v) || v.startsWith('sha256:')) {
+      put(out, slot, v);
+      continue;
+    }
+    const problems: EnvProblem[] = [];
+    const value = substituteEnv(v, env, problems);
+    put(out, slot, problems.length || typeof value !== 'string' ? v : digestString(keyDigest(value)));
   }
   return { ...endpoint, keys: out };
 }
@@ -103,7 +128,7 @@ export function compose(file: Raw, doc: LiveDoc): Composed {
   const sources = new Map<string, 'file' | 'api'>(Object.keys(fileEndpoints).map((n) => [n, 'file']));
   const superseded: string[] = [];
   for (const [name, o] of Object.entries(doc.endpoints)) {
-    if (o.base !== rawDigest(fileEndpoints[name])) {
+    if (o.base !== rawDigest(own(fileEndpoints, name))) {
       superseded.push(name);
       continue;
     }
@@ -111,7 +136,7 @@ export function compose(file: Raw, doc: LiveDoc): Composed {
       delete endpoints[name];
       sources.delete(name);
     } else {
-      endpoints[name] = o.config;
+      put(endpoints, name, o.config);
       sources.set(name, 'api');
     }
   }
@@ -124,9 +149,9 @@ export function keyOverrides(doc: LiveDoc, cfg: GatewayConfig): { readonly activ
   const superseded: string[] = [];
   for (const [endpoint, slots] of Object.entries(doc.keys)) {
     for (const slot of SLOTS) {
-      const o = slots[slot];
+      const o = own(slots, slot);
       if (!o) continue;
-      const ep = cfg.endpoints[endpoint];
+      const ep = own(cfg.endpoints, endpoint);
       if (ep && o.replaces === configuredDigest(ep.keys?.[slot])) active.set(`${endpoint}/${slot}`, Buffer.from(o.digest.slice(7), 'hex'));
       else superseded.push(`${endpoint}/${slot}`);
     }

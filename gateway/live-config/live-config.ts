@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { digestString, type KeySlot } from '../../config/key-digest.ts';
 import { parseConfig } from '../../config/load.ts';
 import type { GatewayConfig } from '../../config/schema.ts';
@@ -5,32 +6,20 @@ import type { ConfigIssue } from '../../config/validate.ts';
 import type { Principal } from '../../policies/principal.ts';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { Snapshot } from '../snapshot/compile.ts';
 import type { LiveBackend } from './backend.ts';
-import {
-  compose, configuredDigest, digestKeys, endpointEtag, endpointsOf, keepRedacted, keyOverrides, mergePatch, record, redactChange,
-  type Raw,
-} from './compose.ts';
-import { AUDIT_SIZE, rawDigest, type AuditAction, type AuditEntry, type EndpointOverride, type LiveDoc } from './live-doc.ts';
+import { compose, configuredDigest, digestKeys, endpointEtag, endpointsOf, keyOverrides, own, type Composed, type Raw } from './compose.ts';
+import { auditable, checkName, endpointAfter, ifMatches, invalid, liveEndpoint, removalIssues, who, type EditRequest } from './edit.ts';
+import { AUDIT_SIZE, rawDigest, type AuditEntry, type EndpointOverride, type LiveDoc } from './live-doc.ts';
 
-/** A change asked through the admin API. */
-export type EndpointEdit =
-  | { readonly kind: 'put'; readonly body: unknown }
-  | { readonly kind: 'patch'; readonly patch: unknown }
-  | { readonly kind: 'delete' };
-
-export interface EditRequest {
-  readonly endpoint: string;
-  readonly edit: EndpointEdit;
-  /** The `If-Match` header as sent, if any. */
-  readonly ifMatch: string | undefined;
-  readonly dryRun: boolean;
-  readonly who: Principal;
-}
+export type { EditRequest, EndpointEdit } from './edit.ts';
 
 export interface EditOutcome {
   /** The endpoint did not exist before. */
   readonly created: boolean;
+  /** The edit changed nothing (nothing was stored or audited). */
+  readonly unchanged: boolean;
   /** The endpoint's parsed config before and after (undefined where it does not exist). */
   readonly before: GatewayConfig['endpoints'][string] | undefined;
   readonly after: GatewayConfig['endpoints'][string] | undefined;
@@ -44,37 +33,31 @@ export interface LiveConfigDeps {
   /** Compile and swap a validated config in (ConfigStore.apply). */
   readonly apply: (cfg: GatewayConfig, warnings: readonly string[]) => Snapshot;
   readonly log: Logger;
+  readonly metrics: Pick<Metrics, 'reloads' | 'liveVersion' | 'liveInStep'>;
   readonly now: () => number;
+  /**
+   * The document belongs to this config file alone (the state file, not a Redis shared by
+   * replicas): what the file superseded while the gateway was down is dropped at start, as
+   * at a reload. With a shared document only a change this replica sees drops anything: a
+   * replica whose file differs must not erase the others' edits.
+   */
+  readonly ownFile: boolean;
+  /** Called with every document that comes into force (a local copy of a shared one). */
+  readonly keep?: (doc: LiveDoc) => void;
 }
 
 /** Optimistic writes: how often an edit is retried when another writer got there first. */
-const MAX_ATTEMPTS = 5;
+const MAX_ATTEMPTS = 10;
+/** The whole document (a hundred audit entries included) stays under this. */
+const MAX_DOC_BYTES = 4 * 1024 * 1024;
 
-function invalid(issues: readonly ConfigIssue[]): GatewayError {
-  return new GatewayError('InvalidConfig', `The edit is not a valid config (${issues.length} problem${issues.length === 1 ? '' : 's'}); nothing changed.`, undefined, issues);
-}
+type AuditDraft = Omit<AuditEntry, 'version' | 'previous_version' | 'at'>;
+type Resolved = ({ ok: true; config: GatewayConfig; warnings: readonly string[] } & Composed) | { ok: false; issues: readonly ConfigIssue[] };
 
-/** Whether an `If-Match` header (`"x"`, `W/"x"`, a list, or `*`) matches `etag` ('' when there is none). */
-function ifMatches(header: string, etag: string): boolean {
-  return header.split(',').some((t) => {
-    const v = t.trim();
-    if (v === '*') return etag !== '';
-    return etag !== '' && v.replace(/^W\//, '') === `"${etag}"`;
-  });
-}
-
-/** Past this, an audit entry keeps the size of a change, not the change: a hundred of them ride in every stored document. */
-const MAX_AUDIT_CHANGE = 8192;
-
-/** A change as the audit keeps it: keys redacted, and a large one summarised. */
-function auditable(change: unknown): unknown {
-  const c = redactChange(change);
-  const bytes = Buffer.byteLength(JSON.stringify(c) ?? '');
-  return bytes > MAX_AUDIT_CHANGE ? { not_shown: `a change of ${bytes} bytes` } : c;
-}
-
-function who(p: Principal): string {
-  return `${p.type}:${p.id}`;
+/** Overrides and regenerated keys in force (`endpoint` and `endpoint/slot`). */
+interface Active {
+  readonly endpoints: ReadonlySet<string>;
+  readonly keys: ReadonlySet<string>;
 }
 
 /**
@@ -92,12 +75,14 @@ export class LiveConfig {
   #doc: LiveDoc;
   /** The config in force and the endpoint documents it came from. */
   #config: GatewayConfig;
-  readonly #warnings: readonly string[];
+  #warnings: readonly string[];
   #raw: Readonly<Record<string, Raw>> = {};
   #sources: ReadonlyMap<string, 'file' | 'api'> = new Map();
   #keys: ReadonlyMap<string, Buffer> = new Map();
-  /** Overrides and keys the file superseded, still in the stored document. */
-  #stale: { endpoints: readonly string[]; keys: readonly string[] } = { endpoints: [], keys: [] };
+  /** What was in force at the last full install: what turns superseded from there is dropped from the store. */
+  #active: Active = { endpoints: new Set(), keys: new Set() };
+  /** Superseded by what this replica saw, and still in the stored document. */
+  #stale: Active = { endpoints: new Set(), keys: new Set() };
   /** Edits, adopted documents and file changes run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -116,15 +101,18 @@ export class LiveConfig {
    */
   start(): Snapshot {
     const deps = this.#deps;
+    if (deps.ownFile) this.#active = { endpoints: new Set(Object.keys(this.#doc.endpoints)), keys: new Set(keyIds(this.#doc)) };
     const r = this.#resolve(this.#file, this.#doc, this.#config, this.#warnings);
     let snap: Snapshot;
     if (r.ok) {
-      snap = this.#install(r, r.config, r.warnings);
+      snap = this.#install(r);
     } else {
       // The stored edits do not fit this file (it changed while the gateway was down): the
-      // file alone serves, the edits stay stored, and the log says which fields clash.
+      // file alone serves, with the regenerated keys that still apply to it; the edits stay
+      // stored, and the log says which fields clash.
       deps.log.error({ backend: deps.backend.where, issues: r.issues }, 'the stored admin edits do not validate on top of this config file; serving the file alone');
-      snap = this.#install({ raw: this.#file, sources: new Map(Object.keys(endpointsOf(this.#file)).map((n) => [n, 'file'])), superseded: [] }, this.#config, this.#warnings);
+      deps.metrics.liveInStep.set(0);
+      snap = this.#installKeysOnly(this.#config, this.#warnings, this.#file);
     }
     deps.backend.watch((next) => void this.#serial(() => this.#adopt(next)));
     return snap;
@@ -137,7 +125,7 @@ export class LiveConfig {
 
   /** An endpoint's ETag ('' for none): the same on every replica that sees the same file and document. */
   etag(endpoint: string): string {
-    return endpointEtag(this.#raw[endpoint]);
+    return endpointEtag(own(this.#raw, endpoint));
   }
 
   source(endpoint: string): 'file' | 'api' | undefined {
@@ -164,7 +152,7 @@ export class LiveConfig {
     const r = this.#resolve(file, this.#doc, config, warnings);
     if (!r.ok) throw invalid(r.issues);
     this.#file = file;
-    return this.#install(r, r.config, r.warnings);
+    return this.#install(r);
   }
 
   /** Create, replace, patch or delete an endpoint; validated, stored, then applied. */
@@ -177,19 +165,20 @@ export class LiveConfig {
     return this.#serial(async () => {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const doc = this.#doc;
-        const ep = this.#config.endpoints[endpoint];
+        const ep = liveEndpoint(this.#config, endpoint);
         if (!ep) throw new GatewayError('EndpointNotFound');
         const at = new Date(this.#deps.now()).toISOString();
         const etag = this.etag(endpoint);
         const keys = this.#pruned(doc).keys;
         const next = this.#next(doc, {
-          keys: { ...keys, [endpoint]: { ...keys[endpoint], [slot]: { digest: digestString(digest), replaces: configuredDigest(ep.keys?.[slot]), at, by: who(by) } } },
+          keys: { ...keys, [endpoint]: { ...own(keys, endpoint), [slot]: { digest: digestString(digest), replaces: configuredDigest(ep.keys?.[slot]), at, by: who(by) } } },
         }, [{ by: who(by), action: 'regenerate_key', endpoint, old_etag: etag, new_etag: etag, change: { key_type: slot } }]);
-        if (!(await this.#store(doc, next))) continue;
-        this.#applyCurrent();
-        return;
+        if (await this.#store(doc, next, attempt)) {
+          this.#applyCurrent();
+          return;
+        }
       }
-      throw new GatewayError('Conflict');
+      throw new GatewayError('Conflict', 'Other edits kept landing first; retry.');
     });
   }
 
@@ -206,79 +195,57 @@ export class LiveConfig {
 
   async #edit(req: EditRequest): Promise<EditOutcome> {
     const name = req.endpoint;
+    checkName(name, req.edit.kind);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const doc = this.#doc;
-      const current = this.#raw[name];
+      const current = own(this.#raw, name);
       const etag = endpointEtag(current);
       if (req.ifMatch !== undefined && !ifMatches(req.ifMatch, etag)) {
         throw new GatewayError('PreconditionFailed', current
           ? `Endpoint ${name} changed since it was read (its ETag is now "${etag}"); read it again and retry.`
           : `Endpoint ${name} does not exist (If-Match needs an existing endpoint).`);
       }
-      const next = this.#endpointAfter(name, current, req.edit);
-      const base = rawDigest(endpointsOf(this.#file)[name]);
-      // An endpoint back to exactly the file's is the file's again; one the file lacks is simply gone.
-      const override: EndpointOverride | undefined = next === null && base === '' ? undefined
-        : { config: next, base, at: new Date(this.#deps.now()).toISOString(), by: who(req.who) };
-      const endpoints = { ...this.#pruned(doc).endpoints };
-      if (override) endpoints[name] = override;
-      else delete endpoints[name];
-      const action: AuditAction = req.edit.kind === 'put' ? (current ? 'replace' : 'create') : req.edit.kind;
-      const change = auditable(req.edit.kind === 'put' ? req.edit.body : req.edit.kind === 'patch' ? req.edit.patch : null);
-      const candidate = this.#next(doc, { endpoints }, [{ by: who(req.who), action, endpoint: name, old_etag: etag, new_etag: endpointEtag(next ?? undefined), change }]);
-      const r = this.#resolve(this.#file, candidate);
+      if (req.createOnly && current) throw new GatewayError('PreconditionFailed', `Endpoint ${name} exists already (If-None-Match: *).`);
+      const written = endpointAfter(name, current, req.edit);
+      const before = liveEndpoint(this.#config, name);
+      const newEtag = endpointEtag(written ?? undefined);
+      if (newEtag === etag) return { created: false, unchanged: true, before, after: before, etag, docVersion: doc.version };
+      // Validated as written, keys included (a key the schema refuses must be refused, not
+      // digested into one nobody can send); stored with its keys digested.
+      const check = this.#candidate(doc, name, written, req);
+      const r = this.#resolve(this.#file, check);
       const issues = r.ok ? [] : [...r.issues];
-      issues.push(...this.#removalIssues(name, next));
+      issues.push(...removalIssues(name, before, written));
       if (!r.ok || issues.length) throw invalid(issues);
-      const outcome: EditOutcome = {
-        created: !current,
-        before: this.#config.endpoints[name],
-        after: r.config.endpoints[name],
-        etag: endpointEtag(next ?? undefined),
-        docVersion: candidate.version,
-      };
-      if (req.dryRun) return { ...outcome, docVersion: doc.version };
-      if (!(await this.#store(doc, candidate))) continue;
-      this.#applyCurrent();
-      return outcome;
+      const outcome: EditOutcome = { created: !current, unchanged: false, before, after: liveEndpoint(r.config, name), etag: newEtag, docVersion: doc.version };
+      if (req.dryRun) return outcome;
+      const stored = this.#candidate(doc, name, written && digestKeys(written, this.#deps.env), req);
+      const bytes = Buffer.byteLength(JSON.stringify(stored));
+      if (bytes > MAX_DOC_BYTES) throw invalid([{ path: `endpoints.${name}`, message: `the stored edits would take ${bytes} bytes, over ${MAX_DOC_BYTES}; remove endpoints made through the API, or move them into the config file` }]);
+      if (await this.#store(doc, stored, attempt)) {
+        this.#applyCurrent();
+        return { ...outcome, docVersion: stored.version };
+      }
     }
     throw new GatewayError('Conflict', 'Other edits kept landing first; retry.');
   }
 
-  /** The endpoint document an edit makes (null: deleted). Throws 404/400 for edits that cannot apply. */
-  #endpointAfter(name: string, current: Raw | undefined, edit: EndpointEdit): Raw | null {
-    if (edit.kind === 'delete') {
-      if (!current) throw new GatewayError('EndpointNotFound');
-      return null;
-    }
-    let body: unknown;
-    if (edit.kind === 'put') {
-      body = edit.body;
-    } else {
-      if (!current) throw new GatewayError('EndpointNotFound', `No endpoint ${name} to patch; create it with PUT.`);
-      body = mergePatch(current, edit.patch);
-    }
-    const obj = record(body);
-    if (!obj) throw new GatewayError('BadRequest', 'The body must be a JSON object: the endpoint\'s config, as under endpoints.NAME in the config file.');
-    const kept = keepRedacted(obj, current);
-    if (kept.missing.length) {
-      throw invalid(kept.missing.map((slot) => ({ path: `endpoints.${name}.keys.${slot}`, message: '"<redacted>" keeps the current key, but the endpoint has none in this slot' })));
-    }
-    return digestKeys(kept.endpoint);
-  }
-
-  /** Azure's rule: a deployment serving live traffic now cannot be removed; set it to 0 first. */
-  #removalIssues(name: string, next: Raw | null): ConfigIssue[] {
-    const live = this.#config.endpoints[name];
-    if (!live || next === null) return [];
-    const kept = record(next.deployments) ?? {};
-    return Object.entries(live.traffic)
-      .filter(([d, w]) => w > 0 && !(d in kept))
-      .map(([d, w]) => ({ path: `endpoints.${name}.deployments.${d}`, message: `has ${w}% of live traffic; set its traffic to 0 first, then remove it` }));
+  /** The document an edit makes: the endpoint's override set (or dropped when it equals the file's again), audited. */
+  #candidate(doc: LiveDoc, name: string, written: Raw | null, req: EditRequest): LiveDoc {
+    const fileEndpoint = own(endpointsOf(this.#file), name);
+    const base = rawDigest(fileEndpoint);
+    const endpoints: Record<string, EndpointOverride> = { ...this.#pruned(doc).endpoints };
+    delete endpoints[name];
+    // Back to exactly the file's endpoint (or gone where the file has none): the file's again.
+    const asFile = written === null ? fileEndpoint === undefined : endpointEtag(written) === endpointEtag(fileEndpoint);
+    if (!asFile) Object.defineProperty(endpoints, name, { value: { config: written, base, at: new Date(this.#deps.now()).toISOString(), by: who(req.who) }, enumerable: true, writable: true, configurable: true });
+    const current = own(this.#raw, name);
+    const action = req.edit.kind === 'put' ? (current ? 'replace' : 'create') : req.edit.kind;
+    return this.#next(doc, { endpoints }, [{ by: who(req.who), action, endpoint: name, old_etag: endpointEtag(current), new_etag: endpointEtag(written ?? undefined), change: auditable(req.edit) }]);
   }
 
   /** The next document version: `changes` applied, superseded entries dropped, audit appended. */
-  #next(doc: LiveDoc, changes: Partial<Pick<LiveDoc, 'endpoints' | 'keys'>>, entries: readonly Omit<AuditEntry, 'version' | 'previous_version' | 'at'>[]): LiveDoc {
+  #next(doc: LiveDoc, changes: Partial<Pick<LiveDoc, 'endpoints' | 'keys'>>, entries: readonly AuditDraft[]): LiveDoc {
     const pruned = this.#pruned(doc);
     const version = doc.version + 1;
     const at = new Date(this.#deps.now()).toISOString();
@@ -291,58 +258,59 @@ export class LiveConfig {
     };
   }
 
-  /** `doc` without what the file superseded. */
+  /** `doc` without what this replica saw the file supersede. */
   #pruned(doc: LiveDoc): LiveDoc {
     const { endpoints: eps, keys } = this.#stale;
-    if (!eps.length && !keys.length) return doc;
-    const endpoints = { ...doc.endpoints };
-    for (const n of eps) delete endpoints[n];
+    if (!eps.size && !keys.size) return doc;
+    const endpoints = Object.fromEntries(Object.entries(doc.endpoints).filter(([n]) => !eps.has(n)));
     const k: Record<string, LiveDoc['keys'][string]> = {};
     for (const [ep, slots] of Object.entries(doc.keys)) {
-      const left = Object.fromEntries(Object.entries(slots).filter(([slot]) => !keys.includes(`${ep}/${slot}`)));
+      const left = Object.fromEntries(Object.entries(slots).filter(([slot]) => !keys.has(`${ep}/${slot}`)));
       if (Object.keys(left).length) k[ep] = left;
     }
     return { ...doc, endpoints, keys: k };
   }
 
-  #supersededEntries(doc: LiveDoc): Omit<AuditEntry, 'version' | 'previous_version' | 'at'>[] {
-    const eps = this.#stale.endpoints.filter((n) => n in doc.endpoints);
-    const keys = this.#stale.keys.filter((k) => {
-      const [ep = '', slot = ''] = k.split('/');
-      return doc.keys[ep]?.[slot as KeySlot] !== undefined;
-    });
+  #supersededEntries(doc: LiveDoc): AuditDraft[] {
+    const entry = (endpoint: string, oldEtag: string, change: unknown): AuditDraft =>
+      ({ by: 'file', action: 'superseded_by_file', endpoint, old_etag: oldEtag, new_etag: this.etag(endpoint), change });
     return [
-      ...eps.map((endpoint) => ({ by: 'file', action: 'superseded_by_file' as const, endpoint, old_etag: endpointEtag(doc.endpoints[endpoint]?.config ?? undefined), new_etag: this.etag(endpoint), change: null })),
-      ...keys.map((k) => ({ by: 'file', action: 'superseded_by_file' as const, endpoint: k.split('/')[0] ?? '', old_etag: '', new_etag: '', change: { key_type: k.split('/')[1] } })),
+      ...[...this.#stale.endpoints].filter((n) => Object.hasOwn(doc.endpoints, n))
+        .map((n) => entry(n, endpointEtag(doc.endpoints[n]?.config ?? undefined), null)),
+      ...keyIds(doc).filter((k) => this.#stale.keys.has(k))
+        .map((k) => entry(k.split('/')[0] ?? '', '', { key_type: k.split('/')[1] })),
     ];
   }
 
-  /** Compare-and-set `next` over `doc`. False when another writer was first (its document is adopted). */
-  async #store(doc: LiveDoc, next: LiveDoc): Promise<boolean> {
+  /** Compare-and-set `next` over `doc`. False when another writer was first (its document is taken). */
+  async #store(doc: LiveDoc, next: LiveDoc, attempt: number): Promise<boolean> {
     let r;
     try {
       r = await this.#deps.backend.write(doc.version, next);
     } catch (err) {
-      this.#deps.log.error({ backend: this.#deps.backend.where, err: (err as Error).message }, 'cannot store an admin edit; nothing changed');
-      throw new GatewayError('LiveStoreUnavailable', `The change could not be stored (${this.#deps.backend.where}); nothing changed.`);
+      const unknown = (err as { outcome?: string }).outcome === 'unknown';
+      this.#deps.log.error({ backend: this.#deps.backend.where, err: (err as Error).message }, unknown ? 'an admin edit may or may not have been stored' : 'cannot store an admin edit; nothing changed');
+      throw new GatewayError('LiveStoreUnavailable', unknown
+        ? `The change was sent to ${this.#deps.backend.where} but not confirmed; it may have landed. Read the endpoint (GET) before retrying.`
+        : `The change could not be stored (${this.#deps.backend.where}); nothing changed.`);
     }
     if (!r.ok) {
-      // The store is the truth, even at a lower version (a Redis that was flushed): take it and retry.
+      // The store is the truth, even at a lower version (a Redis that lost its data): take it
+      // and retry, after a short random pause so racing writers do not collide again.
       this.#doc = r.current;
       this.#applyCurrent();
+      await sleep(Math.random() * 5 * (attempt + 1));
       return false;
     }
     this.#doc = next;
-    for (const e of next.audit.filter((a) => a.version === next.version)) {
-      this.#deps.log.info({ audit: e }, 'config changed');
-    }
+    for (const e of next.audit.filter((a) => a.version === next.version)) this.#deps.log.info({ audit: e }, 'config changed');
     return true;
   }
 
   /**
-   * A document another writer stored: apply it. Any other version, not only a higher one: the
-   * store is the truth, and a Redis that lost its data (restarted without persistence,
-   * flushed) holds an older one every replica must follow.
+   * A document another writer stored: apply it. Any other version, not only a higher one:
+   * the store is the truth, and a Redis that lost its data holds an older one every replica
+   * must follow.
    */
   async #adopt(delivered: LiveDoc): Promise<void> {
     let doc = delivered;
@@ -361,32 +329,64 @@ export class LiveConfig {
     this.#applyCurrent();
   }
 
-  /** Re-apply the file and the document in force; a failure keeps the running config (and says so). */
+  /**
+   * Re-apply the file and the document in force. A document that does not validate here
+   * keeps the running endpoints (and says so, in the log and `switchyard_live_config_in_step`),
+   * but its regenerated keys still apply: a key revoked elsewhere must not keep working here.
+   */
   #applyCurrent(): void {
     const r = this.#resolve(this.#file, this.#doc);
-    if (!r.ok) {
-      this.#deps.log.error({ backend: this.#deps.backend.where, version: this.#doc.version, issues: r.issues }, 'the live document does not validate on this replica; the running config stays');
+    if (r.ok) {
+      this.#install(r);
       return;
     }
-    this.#install(r, r.config, r.warnings);
+    this.#deps.metrics.reloads.inc({ result: 'failure' });
+    this.#deps.metrics.liveInStep.set(0);
+    this.#deps.log.error({ backend: this.#deps.backend.where, version: this.#doc.version, issues: r.issues }, 'the live document does not validate on this replica; its endpoints stay as they were, its keys apply');
+    this.#installKeysOnly(this.#config, this.#warnings, this.#rawDoc());
   }
 
-  /** Compose and validate; the parsed config when `known` is not given. */
-  #resolve(file: Raw, doc: LiveDoc, known?: GatewayConfig, knownWarnings?: readonly string[]):
-    | ({ ok: true; config: GatewayConfig; warnings: readonly string[] } & ReturnType<typeof compose>)
-    | { ok: false; issues: readonly ConfigIssue[] } {
+  /** Compose and validate; the file's own parse when nothing is laid on it. */
+  #resolve(file: Raw, doc: LiveDoc, known?: GatewayConfig, knownWarnings?: readonly string[]): Resolved {
     const composed = compose(file, doc);
-    // Nothing laid on the file: the file's own parse stands (no second parse on every reload).
     if (known && Object.keys(doc.endpoints).length === 0) return { ok: true, config: known, warnings: knownWarnings ?? [], ...composed };
     const r = parseConfig(composed.raw, this.#deps.env);
     return r.ok ? { ok: true, config: r.config, warnings: r.warnings, ...composed } : { ok: false, issues: r.issues };
   }
 
-  /** Swap in a validated config, remember what it came from, and queue dropping what the file superseded. */
-  #install(composed: ReturnType<typeof compose>, config: GatewayConfig, warnings: readonly string[]): Snapshot {
-    const keys = keyOverrides(this.#doc, config);
+  /** Swap in a validated composition; queue dropping from the store what turned superseded since the last one. */
+  #install(composed: Resolved & { ok: true }): Snapshot {
+    const keys = keyOverrides(this.#doc, composed.config);
+    const snap = this.#swap(composed.config, composed.warnings, keys.active, composed.raw, composed.sources);
+    const superseded = { endpoints: new Set(composed.superseded), keys: new Set(keys.superseded) };
+    this.#stale = {
+      endpoints: new Set([...this.#active.endpoints].filter((n) => superseded.endpoints.has(n))),
+      keys: new Set([...this.#active.keys].filter((k) => superseded.keys.has(k))),
+    };
+    this.#active = {
+      endpoints: new Set(Object.keys(this.#doc.endpoints).filter((n) => !superseded.endpoints.has(n))),
+      keys: new Set(keys.active.keys()),
+    };
+    this.#deps.metrics.liveInStep.set(1);
+    this.#deps.metrics.liveVersion.set(this.#doc.version);
+    if (this.#stale.endpoints.size || this.#stale.keys.size) void this.#serial(() => this.#dropStale()).catch(() => {});
+    return snap;
+  }
+
+  /** The running endpoints, with the document's regenerated keys that apply to them. Drops nothing from the store. */
+  #installKeysOnly(config: GatewayConfig, warnings: readonly string[], raw: Raw): Snapshot {
+    const keys = keyOverrides(this.#doc, config).active;
+    return this.#swap(config, warnings, keys, raw, this.#sources.size ? this.#sources : new Map(Object.keys(config.endpoints).map((n) => [n, 'file'])));
+  }
+
+  /** The running document as composed last (for a keys-only install). */
+  #rawDoc(): Raw {
+    return { ...this.#file, endpoints: this.#raw };
+  }
+
+  #swap(config: GatewayConfig, warnings: readonly string[], keys: ReadonlyMap<string, Buffer>, raw: Raw, sources: ReadonlyMap<string, 'file' | 'api'>): Snapshot {
     const prevKeys = this.#keys;
-    this.#keys = keys.active;
+    this.#keys = keys;
     let snap: Snapshot;
     try {
       snap = this.#deps.apply(config, warnings);
@@ -395,27 +395,33 @@ export class LiveConfig {
       throw err;
     }
     this.#config = config;
-    this.#raw = endpointsOf(composed.raw);
-    this.#sources = composed.sources;
-    this.#stale = { endpoints: composed.superseded, keys: keys.superseded };
-    if (composed.superseded.length || keys.superseded.length) void this.#serial(() => this.#dropStale()).catch(() => {});
+    this.#warnings = warnings;
+    this.#raw = endpointsOf(raw);
+    this.#sources = sources;
+    this.#deps.keep?.(this.#doc);
     return snap;
   }
 
   /** Store the document without what the file superseded, so reverting the file does not bring it back. */
   async #dropStale(): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      if (!this.#stale.endpoints.length && !this.#stale.keys.length) return;
+      if (!this.#stale.endpoints.size && !this.#stale.keys.size) return;
       const doc = this.#doc;
       try {
-        if (await this.#store(doc, this.#next(doc, {}, []))) {
-          this.#stale = { endpoints: [], keys: [] };
+        if (await this.#store(doc, this.#next(doc, {}, []), attempt)) {
+          this.#stale = { endpoints: new Set(), keys: new Set() };
           return;
         }
       } catch {
         // Logged by #store; the next edit drops them as well.
+        this.#deps.log.warn({ backend: this.#deps.backend.where }, 'edits the config file superseded are still stored; the next edit drops them');
         return;
       }
     }
   }
+}
+
+/** Every regenerated key of a document, as `endpoint/slot`. */
+function keyIds(doc: LiveDoc): string[] {
+  return Object.entries(doc.keys).flatMap(([ep, slots]) => Object.keys(slots).map((slot) => `${ep}/${slot}`));
 }

@@ -225,3 +225,70 @@ test('the file wins once it changes an edited endpoint; an edit of an untouched 
     await r.gw.close();
   }
 });
+
+test('hostile and odd edits: oversized, deeply nested, __proto__, prototype names, keys that must not be stored in clear', async () => {
+  const file = join(dir, 'hostile.yaml');
+  // `$$` is a literal `$` in a config: the key callers send is `k-$abcdefghij`.
+  await writeFile(file, JSON.stringify(fileDoc({ blue: 90, green: 10 })).replace(CARS_KEY, () => 'k-$$abcdefghij'));
+  const r = await start(file);
+  try {
+    // A body over 1 MiB: 413, and the gateway lives on (it used to crash on the access line).
+    const big = await r.admin('PUT', '/admin/endpoints/big-one', { roles: ['x'.repeat(1_100_000)] });
+    assertGatewayError(big, 413, 'PayloadTooLarge');
+    assert.equal((await r.admin('GET', '/admin/endpoints/cars')).status, 200);
+    // Under the body limit but over an endpoint's: 400 naming the endpoint.
+    const wide = await r.admin('PUT', '/admin/endpoints/wide-one', { roles: Array.from({ length: 30_000 }, (_, i) => `role-${i}`), traffic: { blue: 100 }, deployments: { blue: { instances: [blue.url] } } });
+    assertGatewayError(wide, 400, 'InvalidConfig');
+    let deep: unknown = 1;
+    for (let i = 0; i < 200; i++) deep = { a: deep };
+    assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', deep), 400, 'BadRequest');
+
+    // `__proto__` in a patch is a member (refused by the schema), not a way around "set it to 0 first".
+    const sneaky = await r.admin('PATCH', '/admin/endpoints/cars', '{"traffic":{"blue":null,"green":100},"deployments":{"__proto__":{"blue":{}},"blue":null}}');
+    assertGatewayError(sneaky, 400, 'InvalidConfig');
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      assertGatewayError(await r.admin('PATCH', `/admin/endpoints/${name}`, { traffic: {} }), 404, 'EndpointNotFound');
+      assertGatewayError(await r.admin('DELETE', `/admin/endpoints/${name}`), 404, 'EndpointNotFound');
+      assertGatewayError(await r.admin('PUT', `/admin/endpoints/${name}`, { traffic: {}, deployments: { blue: { instances: [blue.url] } } }), 400, 'InvalidConfig');
+    }
+    assert.equal((await r.admin('GET', '/admin/audit')).json<{ entries: unknown[] }>().entries.length, 0, 'nothing was stored');
+
+    // A traffic edit keeps the `$$` key as callers send it.
+    assert.equal((await r.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 80, green: 20 } })).status, 200);
+    assert.equal((await r.score('k-$abcdefghij')).status, 200);
+    assert.equal((await r.score('k-$$abcdefghij')).status, 401);
+    // A key that is a default (`${UNSET:-value}`) is stored as a digest of the value; one the schema refuses is refused.
+    const withDefault = await r.admin('PATCH', '/admin/endpoints/cars', { keys: { secondary: '${SWITCHYARD_TEST_UNSET:-default-secret-123456}' } });
+    assert.equal(withDefault.status, 200, withDefault.body);
+    assert.equal((await r.score('default-secret-123456')).status, 200);
+    assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', { keys: { secondary: ' padded-secret-123456' } }), 400, 'InvalidConfig');
+    await r.gw.live.settled();
+    const state = await readFile(stateFilePath(r.gw.store.current.config, file), 'utf8');
+    for (const secret of ['default-secret-123456', 'padded-secret', 'abcdefghij']) assert.ok(!state.includes(secret), `${secret} is not in the state file`);
+  } finally {
+    await r.gw.close();
+  }
+});
+
+test('If-Match compares strongly, takes the bare ETag, If-None-Match: * creates only; no-op edits store nothing', async () => {
+  const file = await configFile('conditions', { blue: 100, green: 0 });
+  const r = await start(file);
+  try {
+    const view = (await r.admin('GET', '/admin/endpoints/cars')).json<{ etag: string }>();
+    assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', { roles: ['a'] }, { 'if-match': `W/"${view.etag}"` }), 412, 'PreconditionFailed');
+    assert.equal((await r.admin('PATCH', '/admin/endpoints/cars', { roles: ['a'] }, { 'if-match': view.etag })).status, 200, 'the etag field as it reads in the view');
+    const body = { keys: { primary: 'emus-key-0000000001' }, traffic: { blue: 100 }, deployments: { blue: { instances: [blue.url] } } };
+    assertGatewayError(await r.admin('PUT', '/admin/endpoints/cars', body, { 'if-none-match': '*' }), 412, 'PreconditionFailed');
+    assert.equal((await r.admin('PUT', '/admin/endpoints/emus', body, { 'if-none-match': '*' })).status, 201);
+
+    const version = (await r.admin('GET', '/admin/audit')).json<{ doc_version: number }>().doc_version;
+    assert.equal((await r.admin('PATCH', '/admin/endpoints/cars', {})).status, 200);
+    assert.equal((await r.admin('PATCH', '/admin/endpoints/cars', { roles: ['a'] })).status, 200);
+    assert.equal((await r.admin('GET', '/admin/audit')).json<{ doc_version: number }>().doc_version, version, 'edits that change nothing store nothing');
+    // Back to exactly the file's endpoint: the file's again.
+    assert.equal((await r.admin('PATCH', '/admin/endpoints/cars', { roles: null })).status, 200);
+    assert.equal((await r.admin('GET', '/admin/endpoints/cars')).json<{ source: string }>().source, 'file');
+  } finally {
+    await r.gw.close();
+  }
+});

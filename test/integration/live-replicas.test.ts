@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
@@ -26,6 +27,10 @@ interface Replica {
   admin(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
   /** The deployment that answers a scoring call. */
   deployment(): Promise<string | undefined>;
+  /** Status of a scoring call with `key`. */
+  score(key: string): Promise<number>;
+  /** A metric without labels, from /metrics. */
+  metric(name: string): Promise<number>;
 }
 
 let dir: string;
@@ -35,7 +40,13 @@ let green: TestUpstream;
 const ports = new Map<string, { pub: number; admin: number }>();
 const running: Replica[] = [];
 
-async function serve(name: string): Promise<Replica> {
+/** What sets a replica apart: its environment, and text added to its `cars` endpoint in its file. */
+interface Differences {
+  readonly env?: Record<string, string>;
+  readonly cars?: string;
+}
+
+async function serve(name: string, diff: Differences = {}): Promise<Replica> {
   let p = ports.get(name);
   if (!p) ports.set(name, p = { pub: await freePort(), admin: await freePort() });
   const conf = join(dir, `${name}.yaml`);
@@ -52,12 +63,12 @@ logging: { level: warn, access_log: false }
 endpoints:
   cars:
     keys: { primary: ${KEY} }
-    traffic: { blue: 100, green: 0 }
+    traffic: { blue: 100, green: 0 }${diff.cars ?? ''}
     deployments:
       blue: { instances: [${blue.url}] }
       green: { instances: [${green.url}] }
 `);
-  const proc = spawn(process.execPath, [BIN, 'serve', '--config', conf, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, 'serve', '--config', conf, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...diff.env } });
   let out = '';
   const keep = (c: Buffer): void => { out = (out + c.toString()).slice(-20_000); };
   proc.stdout!.on('data', keep);
@@ -68,6 +79,8 @@ endpoints:
     name,
     proc,
     exited,
+    metric: async (m) => Number(new RegExp(`^${m} (\\S+)$`, 'm').exec(await fetch(`${adminUrl}/metrics`).then((x) => x.text()))?.[1]),
+    score: async (key) => (await call(`http://127.0.0.1:${p.pub}/endpoints/cars/score`, { body: '{}', headers: bearer(key) })).status,
     admin: (method, path, body, headers) => call(`${adminUrl}${path}`, {
       method,
       headers: { ...bearer(ADMIN), ...headers },
@@ -171,4 +184,36 @@ test('two replicas on one Redis: edits reach the other within 1 s, a replica tha
     assert.equal(await a.deployment(), 'green');
     assert.equal(await b.deployment(), 'green');
   }
+});
+
+test('replicas that differ: a document that does not validate on one still revokes keys there and is never pruned by it; a file that differs keeps the others\' edits', async () => {
+  await redis.restart();
+  const a = await serve('a2', { env: { ONLY_ON_A: 'score' } });
+  // b2's `cars` differs from a2's by a default written out: the same meaning, another text.
+  const b = await serve('b2', { cars: '\n    mirror_max_in_flight: 100' });
+  const trucks = { keys: { primary: 'trucks-key-0000000001' }, traffic: { blue: 100 }, deployments: { blue: { instances: [blue.url], scoring_route: '/${ONLY_ON_A}' } } };
+  assert.equal((await a.admin('PUT', '/admin/endpoints/trucks', trucks)).status, 201);
+  await waitFor(async () => (await b.metric('switchyard_live_config_in_step')) === 0, 'b2 says it is out of step');
+  assert.equal(await b.metric('switchyard_live_config_version'), 0, 'b2 serves the last document that validated there');
+
+  // A key regenerated on a2 is revoked on b2 too, although b2 cannot apply the document's endpoints.
+  const regen = await a.admin('POST', '/admin/endpoints/cars/keys/regenerate', { key_type: 'primary' });
+  assert.equal(regen.status, 200, regen.body);
+  const carsKey = regen.json<{ key: string }>().key;
+  await waitFor(async () => (await b.score(KEY)) === 401, 'the old key is refused on b2');
+  assert.equal(await b.score(carsKey), 200);
+
+  // a2's edit of `cars` stands although b2's file text differs: b2 ignores it, it does not erase it.
+  assert.equal((await a.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 0, green: 100 } })).status, 200);
+  const trucksKey = await a.admin('POST', '/admin/endpoints/trucks/keys/regenerate', { key_type: 'primary' });
+  assert.equal(trucksKey.status, 200);
+  await stop(b);
+  await serve('b2', { cars: '\n    mirror_max_in_flight: 100' });
+  await sleep(700); // past the version poll of both replicas: a prune would have landed
+  const cars = await call(`http://127.0.0.1:${ports.get('a2')!.pub}/endpoints/cars/score`, { body: '{}', headers: bearer(carsKey) });
+  assert.equal(cars.headers['azureml-model-deployment'], 'green', 'a2\'s edit stands');
+  const audit = (await a.admin('GET', '/admin/audit')).json<{ entries: { action: string }[] }>().entries;
+  assert.ok(!audit.some((e) => e.action === 'superseded_by_file'), 'no replica dropped another\'s edits');
+  const url = `http://127.0.0.1:${ports.get('a2')!.pub}/endpoints/trucks/score`;
+  assert.equal((await call(url, { body: '{}', headers: bearer(trucksKey.json<{ key: string }>().key) })).status, 200, 'the trucks key regenerated on a2 still works');
 });
