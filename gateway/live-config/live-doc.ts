@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { KeySlot } from '../../config/key-digest.ts';
 
 /**
@@ -83,9 +84,88 @@ export function rawDigest(raw: unknown): string {
   return createHash('sha256').update(canonicalJson(raw)).digest('base64url').slice(0, 22);
 }
 
-/** Whether `v` looks like a live document (what a backend reads back is checked with this). */
+// The schema of a stored document, checked whole: a backend reads what another process (or a
+// hand with an editor, or redis-cli) wrote, and a replica adopts it as the config in force. A
+// document that is only right at the top (`"endpoints": {"cars": null}`) would crash a
+// starting replica and poison running ones, so every member is checked, and every object is
+// strict: a member this version does not know could be a rule it would silently ignore.
+const text = z.string();
+const count = z.int().min(0);
+const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+
+const endpointOverrideSchema = z.strictObject({
+  config: z.record(z.string(), z.unknown()).nullable(),
+  base: text,
+  at: text,
+  by: text,
+});
+
+const keyOverrideSchema = z.strictObject({
+  digest,
+  replaces: z.union([z.literal(''), digest]),
+  at: text,
+  by: text,
+});
+
+const auditEntrySchema = z.strictObject({
+  version: count,
+  previous_version: count,
+  at: text,
+  by: text,
+  action: z.enum(['create', 'replace', 'patch', 'delete', 'regenerate_key', 'superseded_by_file']),
+  endpoint: text,
+  old_etag: text,
+  new_etag: text,
+  // Optional although every entry has it: JSON drops a member whose value is undefined, and
+  // one such entry must not make the whole document unreadable.
+  change: z.unknown().optional(),
+});
+
+const liveDocSchema = z.strictObject({
+  version: count,
+  endpoints: z.record(z.string(), endpointOverrideSchema),
+  keys: z.record(z.string(), z.strictObject({ primary: keyOverrideSchema.optional(), secondary: keyOverrideSchema.optional() })),
+  audit: z.array(auditEntrySchema).readonly(),
+});
+
+// The schema and the interfaces above must describe the same thing: this fails to compile
+// when one changes without the other (in either direction; `change` aside, see above).
+type Parsed = z.infer<typeof liveDocSchema>;
+type ParsedEntry = Parsed['audit'][number];
+type WithChange = Omit<Parsed, 'audit'> & { audit: readonly (ParsedEntry & { change: unknown })[] };
+const sameShape: [WithChange extends LiveDoc ? true : false, LiveDoc extends Parsed ? true : false] = [true, true];
+void sameShape;
+
+/**
+ * The live document `v` holds (a copy: what a backend read, parsed), or undefined when it is
+ * not one, anywhere in it. Every document a backend reads (a file, Redis, a conflict's answer)
+ * goes through this before anything uses it.
+ */
+export function parseLiveDoc(v: unknown): LiveDoc | undefined {
+  const r = liveDocSchema.safeParse(v);
+  // The cast covers only an absent `change`, which reads as the undefined it was.
+  return r.success ? r.data as LiveDoc : undefined;
+}
+
+/** Whether `v` is a whole valid live document ({@link parseLiveDoc} without the copy). */
 export function isLiveDoc(v: unknown): v is LiveDoc {
-  const d = v as Partial<LiveDoc> | null;
-  return !!d && typeof d === 'object' && typeof d.version === 'number' && Number.isInteger(d.version) && d.version >= 0
-    && !!d.endpoints && typeof d.endpoints === 'object' && !!d.keys && typeof d.keys === 'object' && Array.isArray(d.audit);
+  return liveDocSchema.safeParse(v).success;
+}
+
+/** How much of a failed write may have reached the store; set on the errors a backend's write rejects with. */
+export type WriteOutcome =
+  /** Surely not stored: the store was not reached, or refused before changing anything. */
+  | 'not_stored'
+  /** May have been stored: the store went silent after it got the write (a timeout, a dropped connection). */
+  | 'unknown';
+
+/** A backend's write failed; {@link outcome} says whether it may have landed all the same. */
+export class LiveStoreError extends Error {
+  readonly outcome: WriteOutcome;
+
+  constructor(message: string, outcome: WriteOutcome, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'LiveStoreError';
+    this.outcome = outcome;
+  }
 }

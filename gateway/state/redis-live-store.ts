@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { LiveBackend, WriteResult } from '../live-config/backend.ts';
-import { EMPTY_DOC, isLiveDoc, type LiveDoc } from '../live-config/live-doc.ts';
+import { EMPTY_DOC, isLiveDoc, LiveStoreError, parseLiveDoc, type LiveDoc, type WriteOutcome } from '../live-config/live-doc.ts';
 import type { Logger } from '../logger.ts';
 
 /** The live document, as JSON. */
@@ -55,6 +55,23 @@ function reasonOf(err: unknown): string {
 }
 
 /**
+ * Whether a write that failed with `err` may have landed. Only two failures are sure it did
+ * not: ioredis refused to send (no connection: it queues nothing offline), or Redis answered
+ * with an error (the script's first write is where Redis refuses one: OOM, READONLY, so it
+ * wrote nothing). A timeout, or a connection lost with the command in flight, may have
+ * followed the write's arrival: the watch delivers it if it landed.
+ */
+function outcomeOf(err: unknown): WriteOutcome {
+  const e = err as { name?: unknown; message?: unknown } | undefined;
+  if (typeof e?.message === 'string' && e.message.startsWith("Stream isn't writeable")) return 'not_stored';
+  if (e?.name === 'ReplyError') return 'not_stored';
+  return 'unknown';
+}
+
+/** How to start again from an empty store, for an error that leaves the operator no other way. */
+const RECOVERY = `redis-cli DEL ${DOC_KEY} ${VERSION_KEY}`;
+
+/**
  * The live document in Redis, shared by every replica. Its own two connections, not the
  * SharedState client: that one's 50 ms deadline is sized for the request path (a rate-limit
  * take), while a config read or write is rare, may carry a 100 KB document and is better
@@ -71,8 +88,11 @@ function reasonOf(err: unknown): string {
  * subscribe) heals that. A write that timed out but landed all the same reaches the writer's
  * own watchers the same way. Documents are delivered when their version differs from the
  * last one seen, so a store that went back (Redis restarted without persistence, flushed)
- * is followed too, with a warning. A document already delivered (or returned by load) may
- * now and then come again: watchers compare versions.
+ * is followed too, with a warning. A document older than one already seen here is most often
+ * just a read that raced with newer writes, not a store that went back: it is delivered (and
+ * warned about) only once a fresh read of the version confirms the store is behind. A
+ * document already delivered (or returned by load) may now and then come again: watchers
+ * compare versions.
  */
 class RedisLiveBackend implements LiveBackend {
   readonly where: string;
@@ -85,6 +105,11 @@ class RedisLiveBackend implements LiveBackend {
   readonly #watchers: ((doc: LiveDoc) => void)[] = [];
   /** The version last loaded, written or delivered here (-1: none yet). */
   #lastSeen = -1;
+  /**
+   * The highest version this backend has seen stored (loaded, written, delivered, answered
+   * to a refused write) since the store last went back: anything older is stale news.
+   */
+  #highest = -1;
   /** Writes in flight: a refresh waits for them, as they move `#lastSeen`. */
   readonly #writes = new Set<Promise<unknown>>();
   #refreshing = false;
@@ -142,10 +167,12 @@ class RedisLiveBackend implements LiveBackend {
       throw this.#unavailable('cannot read the live document', err);
     }
     const doc = text === null ? EMPTY_DOC : this.#parse(text);
-    this.#lastSeen = doc.version;
+    if (!doc) throw new Error(this.#unreadable(text?.length ?? 0));
+    this.#seen(doc.version);
     return doc;
   }
 
+  /** Rejects with a {@link LiveStoreError}: its `outcome` says whether the write may have landed. */
   write(expected: number, next: LiveDoc): Promise<WriteResult> {
     const p = this.#cas(expected, next);
     const settled = p.then(() => {}, () => {});
@@ -175,36 +202,58 @@ class RedisLiveBackend implements LiveBackend {
       throw new Error(`${this.where}: refused a write of version ${String(next?.version)} over ${expected} (must be a live document one version on)`);
     }
     await this.#settled;
+    if (this.#closed) throw new LiveStoreError(`${this.where}: cannot write the live document (closed)`, 'not_stored');
     let reply: CasReply;
     try {
       reply = await this.#client.switchyardLiveWrite(DOC_KEY, VERSION_KEY, expected, JSON.stringify(next), next.version, CHANGED_CHANNEL);
     } catch (err) {
       // A timeout may hide a write that landed: the watch delivers it if so.
-      throw this.#unavailable('cannot write the live document', err);
+      throw new LiveStoreError(`${this.where}: cannot write the live document (${reasonOf(err)})`, outcomeOf(err));
     }
     if (reply[0] === 1) {
-      this.#lastSeen = next.version;
+      this.#seen(next.version);
       return { ok: true };
     }
-    // Not marked as seen: the caller may only report the conflict, and its watchers must
-    // still get this document.
+    // Refused. Anything but a readable document of the version the store names would be
+    // refused again on every retry (every admin edit a 503, for good): say how to get out.
+    const stored = Number(reply[1]);
     if (reply[2] === null) {
-      if (Number(reply[1]) === 0) return { ok: false, current: EMPTY_DOC };
-      throw new Error(`${this.where}: ${DOC_KEY} is missing while ${VERSION_KEY} is not 0; delete ${VERSION_KEY} or restore ${DOC_KEY}`);
+      if (stored === 0) return { ok: false, current: EMPTY_DOC };
+      throw new LiveStoreError(`${this.where}: ${DOC_KEY} is missing while ${VERSION_KEY} is ${stored}; ${this.#recovery()}`, 'not_stored');
     }
-    return { ok: false, current: this.#parse(reply[2]) };
+    const current = this.#parse(reply[2]);
+    if (!current) throw new LiveStoreError(this.#unreadable(reply[2].length), 'not_stored');
+    if (current.version !== stored) {
+      throw new LiveStoreError(`${this.where}: ${DOC_KEY} is version ${current.version} while ${VERSION_KEY} is ${stored}; ${this.#recovery()}`, 'not_stored');
+    }
+    // Not marked as delivered: the caller may only report the conflict, and its watchers
+    // must still get this document. It is the store's version now, though.
+    this.#highest = Math.max(this.#highest, current.version);
+    return { ok: false, current };
   }
 
-  #parse(text: string): LiveDoc {
-    let doc: unknown;
+  /** Loaded or written: the version in the store as of now. */
+  #seen(version: number): void {
+    this.#lastSeen = version;
+    this.#highest = Math.max(this.#highest, version);
+  }
+
+  /** The stored document, checked whole; undefined when it is not JSON or not a live document. */
+  #parse(text: string): LiveDoc | undefined {
     try {
-      doc = JSON.parse(text);
+      return parseLiveDoc(JSON.parse(text));
     } catch {
-      doc = undefined;
+      return undefined;
     }
-    // Never quote it: the message may reach a log line or an API answer.
-    if (!isLiveDoc(doc)) throw new Error(`${this.where}: ${DOC_KEY} is not a valid live document (${text.length} bytes); fix or delete it`);
-    return doc;
+  }
+
+  /** Never quotes the document: the message may reach a log line or an API answer. */
+  #unreadable(bytes: number): string {
+    return `${this.where}: the stored live document (${DOC_KEY}, ${bytes} bytes) is unreadable (not JSON, or not a valid live document); ${this.#recovery()}`;
+  }
+
+  #recovery(): string {
+    return `no edit can be stored until it is fixed or removed. To start again from the config file alone (this loses every edit stored there): ${RECOVERY}`;
   }
 
   #unavailable(what: string, err: unknown): Error {
@@ -279,13 +328,13 @@ class RedisLiveBackend implements LiveBackend {
     await Promise.all(this.#writes);
     if (version === this.#lastSeen || version === this.#badVersion || this.#closed) return;
     const text = await this.#client.get(DOC_KEY);
-    let doc: LiveDoc;
-    try {
-      doc = text === null ? EMPTY_DOC : this.#parse(text);
-    } catch {
+    // No document under a version is as unreadable as a broken one (and an EMPTY_DOC here
+    // would look like a store gone back to 0, forever).
+    const doc = text === null ? (version === 0 ? EMPTY_DOC : undefined) : this.#parse(text);
+    if (!doc) {
       // Reported once per version, and checked again only when the version moves on.
       this.#badVersion = version;
-      this.#log.error({ redis: this.where, doc_version: version, bytes: text?.length },
+      this.#log.error({ redis: this.where, doc_version: version, bytes: text?.length ?? 0, recovery: RECOVERY },
         'the live document in Redis is not valid; it is ignored until a valid one is written');
       return;
     }
@@ -293,11 +342,22 @@ class RedisLiveBackend implements LiveBackend {
     // Our own write may have landed between the two reads: it is not news here.
     await Promise.all(this.#writes);
     if (doc.version === this.#lastSeen || this.#closed) return;
-    if (doc.version < this.#lastSeen) {
-      this.#log.warn({ redis: this.where, from_version: this.#lastSeen, to_version: doc.version },
+    if (doc.version < this.#highest) {
+      // Older than one seen here. Usually this read raced with newer writes (ours, or another
+      // replica's whose message will bring it): stale, not news. Only the version as it is now
+      // tells that from a store that really went back; the next poll or message moves on.
+      const now = Number(await this.#client.get(VERSION_KEY) ?? 0);
+      if (now >= this.#highest || this.#closed) return;
+      this.#log.warn({ redis: this.where, from_version: this.#highest, to_version: now },
         'the live document in Redis went back to an older version (Redis lost its data?); following it');
+      // Once: from here on, the store's present version is the one to go by.
+      this.#highest = now;
+      if (doc.version !== now) {
+        this.#again = true;
+        return;
+      }
     }
-    this.#lastSeen = doc.version;
+    this.#seen(doc.version);
     for (const fn of [...this.#watchers]) {
       try {
         fn(doc);

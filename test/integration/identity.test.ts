@@ -108,9 +108,9 @@ test('regenerating a key: shown once, effective at once, old value rejected, kep
   const bad = await call(url, { body: '{"key_type":"tertiary"}', headers: bearer(ADMIN) });
   assert.ok(bad.headers['x-request-id'], 'admin errors carry a request id too');
   assert.equal(bad.json<{ error: { request_id: string } }>().error.request_id, bad.headers['x-request-id']);
-  const patch = await call(`${gw.adminUrl}/admin/endpoints/both`, { method: 'PATCH', body: '{}', headers: bearer(ADMIN) });
-  assert.equal(patch.status, 405);
-  assert.equal(patch.headers.allow, 'GET, HEAD', 'HEAD works wherever GET does (RFC 9110 §9.3.2)');
+  const post = await call(`${gw.adminUrl}/admin/endpoints/both`, { method: 'POST', body: '{}', headers: bearer(ADMIN) });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.allow, 'GET, HEAD, PUT, PATCH, DELETE', 'HEAD works wherever GET does (RFC 9110 §9.3.2)');
 
   const r = await call(url, { body: '{"key_type":"primary"}', headers: bearer(ADMIN) });
   assert.equal(r.status, 200);
@@ -157,8 +157,9 @@ test('a key that cannot be stored is not made effective', async () => {
   const readOnly = await startGateway({ ...doc, state: { file: join(blocker, 'state.json') } });
   try {
     const r = await call(`${readOnly.adminUrl}/admin/endpoints/both/keys/regenerate`, { body: '{"key_type":"secondary"}', headers: bearer(ADMIN) });
-    assert.equal(r.status, 500);
-    assert.match(r.json<{ error: { message: string } }>().error.message, /could not be stored.*old key stays/);
+    assert.equal(r.status, 503);
+    assert.equal(r.json<{ error: { code: string } }>().error.code, 'LiveStoreUnavailable');
+    assert.match(r.json<{ error: { message: string } }>().error.message, /could not be stored.*nothing changed/);
     assert.equal((await call(`${readOnly.url}/endpoints/both/score`, { body: '{}', headers: bearer(KEY2) })).status, 200);
   } finally {
     await readOnly.close();
@@ -172,8 +173,8 @@ test('concurrent regenerations both land, in memory and in the state file', asyn
   const [p, s] = await Promise.all(['primary', 'secondary'].map((k) => call(url, { body: JSON.stringify({ key_type: k }), headers: bearer(ADMIN) })));
   assert.equal(p?.status, 200);
   assert.equal(s?.status, 200);
-  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { keys: { both: Record<string, unknown> } };
-  assert.deepEqual(Object.keys(state.keys.both).sort(), ['primary', 'secondary']);
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { live: { keys: { both: Record<string, unknown> } } };
+  assert.deepEqual(Object.keys(state.live.keys.both).sort(), ['primary', 'secondary']);
   for (const r of [p!, s!]) {
     assert.equal((await score('both', bearer(r.json<{ key: string }>().key))).status, 200);
   }

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import type { LiveBackend } from '../../gateway/live-config/backend.ts';
-import { EMPTY_DOC, type LiveDoc } from '../../gateway/live-config/live-doc.ts';
+import { EMPTY_DOC, LiveStoreError, type LiveDoc } from '../../gateway/live-config/live-doc.ts';
 import {
   CHANGED_CHANNEL, createRedisLiveBackend, DOC_KEY, VERSION_KEY, type RedisLiveOptions,
 } from '../../gateway/state/redis-live-store.ts';
@@ -91,6 +91,12 @@ function doc(version: number, blue = 100): LiveDoc {
 
 const last = (r: Replica): LiveDoc | undefined => r.seen.at(-1);
 
+/** The outcome a write's rejection carries (undefined: none). */
+const outcome = (e: unknown): unknown => (e instanceof LiveStoreError ? e.outcome : undefined);
+
+/** What the operator is told to run when the stored document is unreadable. */
+const RECOVERY = 'redis-cli DEL switchyard:config:doc switchyard:config:version';
+
 test('a write on one replica reaches the other through pub/sub well under a second; the writer is not told its own', async (t) => {
   // A poll too slow to matter: only the message can deliver in time.
   const a = await watching(t, redis.url, { pollMs: 10_000 });
@@ -152,7 +158,9 @@ test('a write that timed out but landed reaches the writer\'s own watchers', asy
   await subscribers(1);
   await a.b.write(0, doc(1));
   await redis.pause(300);
-  await assert.rejects(a.b.write(1, doc(2, 20)), /cannot write the live document \(timeout\)/);
+  const err = await a.b.write(1, doc(2, 20)).then(() => undefined, (e: unknown) => e);
+  assert.match((err as Error).message, /cannot write the live document \(timeout\)/);
+  assert.equal(outcome(err), 'unknown', 'sent, then silence: it may have landed');
   // Redis runs it when the pause ends: the message tells the writer what it could not.
   await waitFor(() => last(a)?.version === 2, 'the write to land and be delivered', 2000);
   assert.deepEqual(a.seen, [doc(2, 20)]);
@@ -168,7 +176,8 @@ test('a corrupt document is refused by load and ignored by the watch, one error 
   await admin.set(VERSION_KEY, '2');
   const err = await a.b.load().then(() => undefined, (e: unknown) => e as Error);
   assert.ok(err instanceof Error);
-  assert.match(err.message, /switchyard:config:doc is not a valid live document/);
+  assert.match(err.message, /the stored live document \(switchyard:config:doc, \d+ bytes\) is unreadable/);
+  assert.ok(err.message.includes(RECOVERY), 'says how to recover');
   assert.ok(!err.message.includes('QUOTE-ME-NOT'));
   await waitFor(() => b.logs.lines.some((l) => l.msg === 'the live document in Redis is not valid; it is ignored until a valid one is written'), 'the error line', 2000);
   // Several polls and a message later: still one line, nothing delivered.
@@ -209,6 +218,7 @@ test('Redis stopped: calls reject at once and nothing changes; restarted: the ba
     assert.ok(err instanceof Error, 'rejects');
     assert.match(err.message, new RegExp(`^Redis 127\\.0\\.0\\.1:${new URL(r.url).port}: cannot (write|read) the live document \\(`));
     assert.ok(ms < 50, `rejected in ${ms.toFixed(1)} ms`);
+    if (err.message.includes('write')) assert.equal(outcome(err), 'not_stored', 'never sent');
   }
   assert.equal(b.seen.length, before, 'nothing reached the other replica');
 
@@ -216,11 +226,13 @@ test('Redis stopped: calls reject at once and nothing changes; restarted: the ba
   await waitFor(() => a.b.load().then(() => true, () => false), 'a to reconnect', 3000);
   // The restarted server is empty (no persistence): the store went back, and the watch follows it.
   await waitFor(() => last(b)?.version === 0, 'b to follow the emptied store', 2000);
-  assert.ok(b.logs.lines.some((l) => l.msg?.toString().startsWith('the live document in Redis went back')));
+  const wentBack = (): Record<string, unknown>[] => b.logs.lines.filter((l) => l.msg?.toString().startsWith('the live document in Redis went back'));
+  assert.deepEqual(wentBack().map((l) => [l.from_version, l.to_version]), [[2, 0]]);
   assert.deepEqual(await a.b.write(2, doc(3)), { ok: false, current: EMPTY_DOC } as const);
   assert.deepEqual(await a.b.write(0, doc(1, 10)), { ok: true });
   await waitFor(() => last(b)?.version === 1, 'b to see the new version 1 (resubscribed)', 2000);
   assert.ok(a.logs.lines.some((l) => l.msg === 'live config store recovered'));
+  assert.equal(wentBack().length, 1, 'warned once');
 });
 
 test('a password in the URL is never in where, an error or a log line', async (t) => {
@@ -230,6 +242,7 @@ test('a password in the URL is never in where, an error or a log line', async (t
   const t0 = performance.now();
   const errors = await Promise.all([a.b.load(), a.b.write(0, doc(1))].map((p) => p.then(() => undefined, (e: unknown) => e as Error)));
   assert.ok(performance.now() - t0 < 1000, 'no waiting beyond the first connection attempt');
+  assert.equal(outcome(errors[1]), 'not_stored', 'a refused connection stores nothing');
   for (const err of errors) {
     assert.ok(err instanceof Error);
     assert.ok(err.message.startsWith(`Redis ${DEAD_HOST}:`), err.message);
@@ -252,4 +265,87 @@ test('close quits both connections and stops the poll', async (t) => {
   await admin.publish(CHANGED_CHANNEL, '1');
   await assert.rejects(a.b.load());
   assert.deepEqual(a.seen, []);
+});
+
+test('an unreadable stored document: every write is refused with how to recover, until it is removed', async (t) => {
+  const a = await watching(t);
+  await a.b.write(0, doc(1));
+  // Not JSON; JSON that is a document only at the top; a document whose version is not the store's.
+  const broken: [string, string, RegExp][] = [
+    ['not JSON', '{"version": 2, "note": "QUOTE-ME-NOT"', /the stored live document \(switchyard:config:doc, \d+ bytes\) is unreadable/],
+    ['null endpoint', JSON.stringify({ ...doc(2), endpoints: { cars: null }, note: 'QUOTE-ME-NOT' }), /is unreadable/],
+    ['bad digest', JSON.stringify({ ...doc(2), keys: { cars: { primary: { digest: 'QUOTE-ME-NOT', replaces: '', at: '', by: '' } } } }), /is unreadable/],
+    ['version mismatch', JSON.stringify(doc(5)), /switchyard:config:doc is version 5 while switchyard:config:version is 2/],
+  ];
+  for (const [what, text, why] of broken) {
+    await admin.set(DOC_KEY, text);
+    await admin.set(VERSION_KEY, '2');
+    // Refused the same way each time. (A write from the version the store names lands, over
+    // it: no replica can know that version from a document it cannot read.)
+    for (const expected of [1, 0, 1]) {
+      const err = await a.b.write(expected, doc(expected + 1)).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof LiveStoreError, `${what}: rejects`);
+      assert.match(err.message, why, what);
+      assert.ok(err.message.includes(RECOVERY), `${what}: says how to recover`);
+      assert.ok(!err.message.includes('QUOTE-ME-NOT'), `${what}: does not quote it`);
+      assert.equal(err.outcome, 'not_stored');
+    }
+  }
+  await admin.del(DOC_KEY);
+  await assert.rejects(a.b.write(1, doc(2)), (e: Error) => e.message.includes('switchyard:config:doc is missing while switchyard:config:version is 2') && e.message.includes(RECOVERY));
+  assert.deepEqual(a.seen, [], 'nothing unreadable was delivered');
+
+  // The recovery, as the message says it.
+  await admin.del(DOC_KEY, VERSION_KEY);
+  assert.deepEqual(await a.b.write(0, doc(1, 30)), { ok: true });
+  assert.deepEqual(await open(t).b.load(), doc(1, 30));
+});
+
+test('Redis refusing the write (out of memory) is an outcome of not_stored', async (t) => {
+  const a = open(t);
+  await a.b.write(0, doc(1));
+  const got = await admin.config('GET', 'maxmemory').then((r) => (r as string[])[1], () => undefined);
+  if (got === undefined) return t.skip('CONFIG is not allowed on this server');
+  const was = got;
+  await admin.config('SET', 'maxmemory', '1');
+  t.after(() => admin.config('SET', 'maxmemory', was));
+  const err = await a.b.write(1, doc(2)).then(() => undefined, (e: unknown) => e);
+  await admin.config('SET', 'maxmemory', was);
+  assert.ok(err instanceof LiveStoreError, 'rejects');
+  assert.match(err.message, /cannot write the live document/);
+  assert.equal(err.outcome, 'not_stored');
+  assert.equal(await admin.get(VERSION_KEY), '1', 'nothing changed');
+});
+
+test('concurrent edits from two replicas: no document is lost and no "went back" warning', async (t) => {
+  // Fast polls and both watching: every check has writes of both replicas racing with it.
+  const replicas = [await watching(t, redis.url, { pollMs: 5 }), await watching(t, redis.url, { pollMs: 5 })];
+  await subscribers(2);
+  const N = 30;
+  await Promise.all(replicas.map(async (r, n) => {
+    let cur = await r.b.load();
+    for (let i = 0; i < N; i++) {
+      for (;;) {
+        const next = { ...cur, version: cur.version + 1, audit: [...cur.audit, { version: cur.version + 1, previous_version: cur.version, at: '', by: `r${n}`, action: 'patch' as const, endpoint: 'cars', old_etag: '', new_etag: '', change: i }] };
+        const res = await r.b.write(cur.version, next);
+        if (res.ok) {
+          cur = next;
+          break;
+        }
+        cur = res.current;
+      }
+    }
+  }));
+  const final = await open(t).b.load();
+  assert.equal(final.version, 2 * N);
+  assert.equal(final.audit.length, 2 * N);
+  // A few polls more: a check racing with the last writes has ended by then.
+  await sleep(10 * 5);
+  for (const r of replicas) {
+    const warned = r.logs.lines.filter((l) => l.level === 40);
+    assert.deepEqual(warned.map((l) => l.msg), [], 'no warning');
+    // Never delivered a document older than one it delivered before.
+    const versions = r.seen.map((d) => d.version);
+    assert.deepEqual(versions, [...versions].sort((x, y) => x - y), 'deliveries only move forward');
+  }
 });
