@@ -254,8 +254,9 @@ describe('serve --workers 2', () => {
       }
     };
     const start = (await view()).docVersion;
+    // Ten splits, none the one in force (an edit that changes nothing stores nothing).
     const edits = await Promise.all(Array.from({ length: 10 }, (_, i) => call(`${at.adminUrl}/admin/endpoints/cars`, {
-      method: 'PATCH', headers: bearer(ADMIN), // Ten splits, none the one in force (an edit that changes nothing stores nothing).
+      method: 'PATCH', headers: bearer(ADMIN),
       body: JSON.stringify({ traffic: { blue: 5 + i * 10, green: 95 - i * 10 } }),
     })));
     for (const r of edits) assert.equal(r.status, 200, r.body);
