@@ -126,7 +126,19 @@ export class Gateway {
   }
 
   /** Lay the stored edits on the config and apply it: the first snapshot. */
-  #begin(opts: GatewayOptions, raw: Readonly<Record<string, unknown>>, doc: LiveDoc): void {
+  #begin(opts: GatewayOptions, raw: Readonly<Record<string, unknown>>, doc: LiveDoc, copy: FileBackend | undefined): void {
+    let kept = -1;
+    let warned = false;
+    // A shared document is also kept in the state file path: a replica that starts while
+    // Redis is out serves the last edits (and key revocations) it saw, not the file alone.
+    const keep = copy && ((d: LiveDoc): void => {
+      if (d.version === kept) return;
+      kept = d.version;
+      void copy.keepCopy(d).then((err) => {
+        if (err && !warned) this.log.warn({ err: err.message }, 'cannot keep a local copy of the shared admin edits; a start while Redis is out will serve the config file alone');
+        warned ||= err !== undefined;
+      });
+    });
     this.live = new LiveConfig({
       backend: this.#backend,
       env: opts.env,
@@ -135,6 +147,7 @@ export class Gateway {
       metrics: this.metrics,
       now: this.#policyDeps.clock,
       ownFile: !opts.config.state?.redis_url,
+      ...(keep ? { keep } : {}),
     }, raw, opts.config, opts.warnings ?? [], doc);
     this.live.start();
     this.metrics.reloads.inc({ result: 'success' });
@@ -145,19 +158,23 @@ export class Gateway {
     const redisUrl = opts.config.state?.redis_url;
     const gw = new Gateway(opts, (log) => opts.liveBackend
       ?? (redisUrl ? createRedisLiveBackend(redisUrl, { log }) : new FileBackend(stateFilePath(opts.config, opts.configPath))));
+    const copy = redisUrl && !opts.liveBackend ? new FileBackend(stateFilePath(opts.config, opts.configPath)) : undefined;
     let doc: LiveDoc = EMPTY_DOC;
     try {
       doc = await gw.#backend.load();
     } catch (err) {
       // A state file that cannot be read stops the start: serving without it could bring back
-      // revoked keys. Redis out of reach does not: the file serves, the edits follow once it is back.
-      if (!redisUrl || opts.liveBackend) {
+      // revoked keys. Redis out of reach does not: the last copy seen serves, and the
+      // edits follow once Redis answers.
+      if (!copy) {
         await gw.#backend.close();
         throw err;
       }
-      gw.log.warn({ backend: gw.#backend.where, err: (err as Error).message }, 'cannot read the admin edits; serving the config file until the shared state answers');
+      doc = await copy.load().catch(() => EMPTY_DOC);
+      gw.log.warn({ backend: gw.#backend.where, err: (err as Error).message, local_copy_version: doc.version },
+        doc.version ? 'cannot read the admin edits; serving the last copy this replica kept until the shared state answers' : 'cannot read the admin edits and no local copy; serving the config file until the shared state answers');
     }
-    gw.#begin(opts, opts.raw ?? await rawOf(opts), doc);
+    gw.#begin(opts, opts.raw ?? await rawOf(opts), doc, copy);
     // Connected to the shared state, or known to be without it (at most about a second):
     // limits then start from Redis's buckets rather than a moment of local fallback.
     await gw.shared?.settled;

@@ -183,6 +183,11 @@ test('two replicas on one Redis: edits reach the other within 1 s, a replica tha
     assert.ok(!refused.body.includes(redis.url), 'the message does not name the URL (it may hold a password)');
     assert.equal(await a.deployment(), 'green');
     assert.equal(await b.deployment(), 'green');
+    // A replica that starts while Redis is out serves the last edits it kept, keys included.
+    await stop(b);
+    b = await serve('b');
+    assert.equal(await b.deployment(), 'green', 'the local copy of the edits serves');
+    assert.equal(await b.score(newKey), 200, 'and the regenerated key with them');
   }
 });
 
