@@ -6,7 +6,7 @@ import type { PrimaryMessage } from './messages.ts';
 
 /**
  * The live document with N workers and no Redis. Workers must not each write the state
- * file (FileBackend's compare-and-set holds within one process only), so the primary is its
+ * file (one writer keeps them in order and tells the others at once), so the primary is its
  * one owner: a worker's load and write go to the primary over IPC ({@link IpcLiveBackend}),
  * the primary runs them one at a time against its store ({@link LiveOwner}), and after each
  * successful write sends the new document to every other worker, which applies it exactly
