@@ -207,3 +207,19 @@ export function restoring(before, applied) {
   }
   return patch;
 }
+
+/**
+ * The constant-load scoring scenario that runs while something changes (a reload, a traffic
+ * shift): RATE requests a second for `durationS`, VUs from VUS up to MAX_VUS, running `score`.
+ */
+export function constantScoring(/** @type {number} */ durationS) {
+  return {
+    executor: 'constant-arrival-rate',
+    rate: num('RATE', 200),
+    timeUnit: '1s',
+    duration: `${durationS}s`,
+    preAllocatedVUs: num('VUS', 50),
+    maxVUs: num('MAX_VUS', 200),
+    exec: 'score',
+  };
+}

@@ -19,7 +19,7 @@
 import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Gauge } from 'k6/metrics';
-import { ADMIN_URL, BODY, TREND_STATS, num, requireReady, scoreHeaders, scoreUrl } from './lib.js';
+import { ADMIN_URL, BODY, TREND_STATS, constantScoring, num, requireReady, scoreHeaders, scoreUrl } from './lib.js';
 
 const DURATION_S = num('DURATION_S', 60);
 const reloadsSeen = new Gauge('config_reloads_seen');
@@ -27,15 +27,7 @@ const reloadsSeen = new Gauge('config_reloads_seen');
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    score: {
-      executor: 'constant-arrival-rate',
-      rate: num('RATE', 200),
-      timeUnit: '1s',
-      duration: `${DURATION_S}s`,
-      preAllocatedVUs: num('VUS', 50),
-      maxVUs: num('MAX_VUS', 200),
-      exec: 'score',
-    },
+    score: /** @type {import('k6/options').Scenario} */ (constantScoring(DURATION_S)),
     count: { executor: 'per-vu-iterations', vus: 1, iterations: 1, startTime: `${DURATION_S + 1}s`, exec: 'count' },
   },
   summaryTrendStats: TREND_STATS,

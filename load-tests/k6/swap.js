@@ -27,7 +27,7 @@ import http from 'k6/http';
 import { check, fail, sleep } from 'k6';
 import { Rate, Trend } from 'k6/metrics';
 import {
-  BODY, ENDPOINT, TREND_STATS, deploymentOf, describe, getEndpoint, mustGetEndpoint, num, patchEndpoint,
+  BODY, ENDPOINT, TREND_STATS, constantScoring, deploymentOf, describe, getEndpoint, mustGetEndpoint, num, patchEndpoint,
   requireReady, restoring, scoreHeaders, scoreUrl,
 } from './lib.js';
 
@@ -46,15 +46,7 @@ const applied = new Trend('swap_applied', true);
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    score: {
-      executor: 'constant-arrival-rate',
-      rate: num('RATE', 200),
-      timeUnit: '1s',
-      duration: `${DURATION_S}s`,
-      preAllocatedVUs: num('VUS', 50),
-      maxVUs: num('MAX_VUS', 200),
-      exec: 'score',
-    },
+    score: /** @type {import('k6/options').Scenario} */ (constantScoring(DURATION_S)),
     shift: {
       executor: 'per-vu-iterations',
       vus: 1,
