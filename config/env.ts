@@ -104,7 +104,9 @@ export function substituteEnv(
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[k] = substituteEnv(v, env, problems, path ? `${path}.${k}` : k, replaced);
+      // Defined, not assigned: a member named `__proto__` stays a member (the schema refuses it)
+      // instead of becoming the object's prototype, whose fields the schema would then read.
+      Object.defineProperty(out, k, { value: substituteEnv(v, env, problems, path ? `${path}.${k}` : k, replaced), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }

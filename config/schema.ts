@@ -96,7 +96,9 @@ const circuitBreaker = z.strictObject({
 });
 
 export const deploymentSchema = z.strictObject({
-  instances: z.array(instanceUrl).min(1),
+  // At most 256: a config is compiled whole on every change, and thousands of instances (each a
+  // pool, a health record, a prober) made one edit stall the event loop for seconds.
+  instances: z.array(instanceUrl).min(1).max(256, { message: 'at most 256 instances per deployment' }),
   scoring_route: z.string().regex(ORIGIN_PATH, {
     message: 'must be a path such as /score: RFC 3986 path characters only (no space, control character, non-ASCII, ? or #; percent-encode them)',
   }).default('/score'),

@@ -153,28 +153,33 @@ export class Gateway {
     this.metrics.reloads.inc({ result: 'success' });
   }
 
+  /**
+   * The stored edits. A state file that cannot be read stops the start: serving without it
+   * could bring back revoked keys. Redis out of reach does not: the last copy this replica
+   * kept serves, and the edits follow once Redis answers.
+   */
+  async #loadDoc(copy: FileBackend | undefined): Promise<LiveDoc> {
+    try {
+      return await this.#backend.load();
+    } catch (err) {
+      if (!copy) {
+        await this.#backend.close();
+        throw err;
+      }
+      const doc = await copy.load().catch(() => EMPTY_DOC);
+      this.log.warn({ backend: this.#backend.where, err: (err as Error).message, local_copy_version: doc.version },
+        doc.version ? 'cannot read the admin edits; serving the last copy this replica kept until the shared state answers' : 'cannot read the admin edits and no local copy; serving the config file until the shared state answers');
+      return doc;
+    }
+  }
+
   /** Load state, bind every listener, and start serving. */
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const redisUrl = opts.config.state?.redis_url;
     const gw = new Gateway(opts, (log) => opts.liveBackend
       ?? (redisUrl ? createRedisLiveBackend(redisUrl, { log }) : new FileBackend(stateFilePath(opts.config, opts.configPath))));
     const copy = redisUrl && !opts.liveBackend ? new FileBackend(stateFilePath(opts.config, opts.configPath)) : undefined;
-    let doc: LiveDoc = EMPTY_DOC;
-    try {
-      doc = await gw.#backend.load();
-    } catch (err) {
-      // A state file that cannot be read stops the start: serving without it could bring back
-      // revoked keys. Redis out of reach does not: the last copy seen serves, and the
-      // edits follow once Redis answers.
-      if (!copy) {
-        await gw.#backend.close();
-        throw err;
-      }
-      doc = await copy.load().catch(() => EMPTY_DOC);
-      gw.log.warn({ backend: gw.#backend.where, err: (err as Error).message, local_copy_version: doc.version },
-        doc.version ? 'cannot read the admin edits; serving the last copy this replica kept until the shared state answers' : 'cannot read the admin edits and no local copy; serving the config file until the shared state answers');
-    }
-    gw.#begin(opts, opts.raw ?? await rawOf(opts), doc, copy);
+    gw.#begin(opts, opts.raw ?? await rawOf(opts), await gw.#loadDoc(copy), copy);
     // Connected to the shared state, or known to be without it (at most about a second):
     // limits then start from Redis's buckets rather than a moment of local fallback.
     await gw.shared?.settled;

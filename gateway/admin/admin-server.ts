@@ -32,7 +32,11 @@ export function adminServer(cfg: GatewayConfig, deps: AdminServerDeps): Server {
     log: deps.log,
     accessLog: deps.accessLog,
   });
-  const server = createServer(serverOptions(cfg.server.client_header_timeout_ms), (req, res) => route(req, res, false));
+  // An admin request must arrive whole within the header and body deadlines together: a
+  // client that trickles a PATCH body never holds a connection for good (Node answers 408).
+  const s = cfg.server;
+  const options = { ...serverOptions(s.client_header_timeout_ms), requestTimeout: s.client_header_timeout_ms + s.client_body_timeout_ms };
+  const server = createServer(options, (req, res) => route(req, res, false));
   server.on('checkContinue', (req, res) => route(req, res, true));
   return server;
 }

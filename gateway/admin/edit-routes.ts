@@ -62,6 +62,9 @@ export function editRoutes(deps: AdminRouteDeps, view: (snap: Snapshot, name: st
         if (keyType !== 'primary' && keyType !== 'secondary') {
           throw new GatewayError('BadRequest', 'key_type must be "primary" or "secondary".');
         }
+        // A dry run checks the endpoint and the slot and changes nothing: no key is made.
+        if (dryRun(call)) return { status: 200, body: { dry_run: true, endpoint: name, key_type: keyType }, headers: { 'cache-control': 'no-store' } };
+        if (deps.draining()) throw new GatewayError('Draining', 'This gateway process is shutting down; send the request again (the one replacing it takes it).');
         const who = call.who!;
         const key = randomBytes(32).toString('base64url');
         await deps.live.regenerateKey(name, keyType, sha256(key), who);

@@ -93,16 +93,22 @@ class AdminContext implements PolicyContext {
 /** JSON nested deeper than this is refused: merge patches and the audit walk bodies recursively. */
 const MAX_JSON_DEPTH = 64;
 
-function depthOf(v: unknown): number {
-  let max = 0;
+/** Member names that mean an object's prototype to some JavaScript code: never a config key. */
+const PROTOTYPE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** What is wrong with a parsed body's shape (too deep, a prototype name as a member), if anything. */
+function shapeProblem(v: unknown): string | undefined {
   const stack: [unknown, number][] = [[v, 0]];
   while (stack.length) {
     const [x, d] = stack.pop()!;
-    if (d > max) max = d;
-    if (d > MAX_JSON_DEPTH) return d;
-    if (x && typeof x === 'object') for (const c of Object.values(x)) stack.push([c, d + 1]);
+    if (d > MAX_JSON_DEPTH) return `The body is nested deeper than ${MAX_JSON_DEPTH} levels.`;
+    if (!x || typeof x !== 'object') continue;
+    for (const [k, c] of Object.entries(x)) {
+      if (PROTOTYPE_NAMES.has(k)) return `The body has a member named ${k}, which no config has.`;
+      stack.push([c, d + 1]);
+    }
   }
-  return max;
+  return undefined;
 }
 
 /**
@@ -134,7 +140,8 @@ function readJson(req: IncomingMessage): Promise<unknown> {
         reject(new GatewayError('BadRequest', 'The body is not valid JSON.'));
         return;
       }
-      if (depthOf(value) > MAX_JSON_DEPTH) reject(new GatewayError('BadRequest', `The body is nested deeper than ${MAX_JSON_DEPTH} levels.`));
+      const problem = shapeProblem(value);
+      if (problem) reject(new GatewayError('BadRequest', problem));
       else resolve(value);
     };
     const onError = (err: Error): void => reject(err);
@@ -186,7 +193,8 @@ export function adminRouter(deps: AdminRouterDeps): (req: IncomingMessage, res: 
       state.error = e.code;
       // A refused upload was never invited, and an oversized one was not read to its end:
       // its bytes must not be read as the next request.
-      if ((expectContinue || e.code === 'PayloadTooLarge') && !res.headersSent) res.setHeader('connection', 'close');
+      // The same for a body an error answered before it was read whole (a 401 to an upload).
+      if ((expectContinue || !req.complete) && !res.headersSent) res.setHeader('connection', 'close');
       sendError(res, e, requestId);
     };
     dispatch(deps, table, req, res, expectContinue, state).catch(fail);

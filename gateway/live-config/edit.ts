@@ -59,12 +59,37 @@ export function ifMatches(header: string, etag: string): boolean {
   });
 }
 
+/** Exactly `${NAME}`. */
+const REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+
+/**
+ * `${...}` in what an admin sends: only a key may be a reference, and only exactly `${NAME}`.
+ * Anywhere else the gateway would substitute its own environment into a value the views
+ * show (a probe path, a header name) or send to an instance: one admin key would read every
+ * secret the process holds. References the config file wrote stay as they are.
+ */
+function referenceIssues(name: string, sent: unknown, path: string[] = []): ConfigIssue[] {
+  if (typeof sent === 'string') {
+    if (!sent.includes('${')) return [];
+    const inKeys = path.length === 2 && path[0] === 'keys';
+    if (inKeys && REFERENCE.test(sent)) return [];
+    const at = `endpoints.${name}${path.length ? `.${path.join('.')}` : ''}`;
+    return [{ path: at, message: inKeys
+      ? 'a key sent through the admin API is a value, sha256:<hex>, or exactly ${NAME}'
+      : 'a ${...} reference is taken from the config file only; through the admin API write the value itself' }];
+  }
+  if (sent && typeof sent === 'object') return Object.entries(sent).flatMap(([k, v]) => referenceIssues(name, v, [...path, k]));
+  return [];
+}
+
 /** The endpoint document an edit makes (null: deleted), as written: keys not digested yet. Throws 404/400 for edits that cannot apply. */
 export function endpointAfter(name: string, current: Raw | undefined, edit: EndpointEdit): Raw | null {
   if (edit.kind === 'delete') {
     if (!current) throw new GatewayError('EndpointNotFound');
     return null;
   }
+  const references = referenceIssues(name, edit.kind === 'put' ? edit.body : edit.patch);
+  if (references.length) throw invalid(references);
   let body: unknown;
   if (edit.kind === 'put') {
     body = edit.body;

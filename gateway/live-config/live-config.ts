@@ -324,9 +324,32 @@ export class LiveConfig {
         return;
       }
       if (doc.version === this.#doc.version) return;
+      // Empty (a Redis restarted without persistence, or flushed): write back what this replica
+      // has. Merely older: follow it (which replica's copy would be newer cannot be told).
+      if (doc.version === 0 && await this.#restore(doc)) return;
     }
     this.#doc = doc;
     this.#applyCurrent();
+  }
+
+  /**
+   * The store is empty although this replica applied edits: it lost its data (a Redis
+   * restarted without persistence, or flushed). Following it would undo every edit, revoked
+   * keys coming back, so the replica writes what it has back instead, as version 1. True when
+   * that landed (another replica may have been first: its copy is then followed).
+   */
+  async #restore(stored: LiveDoc): Promise<boolean> {
+    const mine = this.#doc;
+    try {
+      const r = await this.#deps.backend.write(stored.version, { ...mine, version: stored.version + 1 });
+      if (!r.ok) return false;
+    } catch {
+      return false;
+    }
+    this.#doc = { ...mine, version: stored.version + 1 };
+    this.#deps.log.warn({ backend: this.#deps.backend.where, stored_version: stored.version, restored_version: mine.version }, 'the shared store lost the admin edits; this replica wrote back the ones it had');
+    this.#applyCurrent();
+    return true;
   }
 
   /**

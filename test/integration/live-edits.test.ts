@@ -229,7 +229,10 @@ test('the file wins once it changes an edited endpoint; an edit of an untouched 
 test('hostile and odd edits: oversized, deeply nested, __proto__, prototype names, keys that must not be stored in clear', async () => {
   const file = join(dir, 'hostile.yaml');
   // `$$` is a literal `$` in a config: the key callers send is `k-$abcdefghij`.
-  await writeFile(file, JSON.stringify(fileDoc({ blue: 90, green: 10 })).replace(CARS_KEY, () => 'k-$$abcdefghij'));
+  // And a secondary key that is a default: the key is the default's text.
+  const hostile = fileDoc({ blue: 90, green: 10 }) as { endpoints: { cars: { keys: Record<string, string> } } };
+  hostile.endpoints.cars.keys = { primary: 'k-$$abcdefghij', secondary: '${SWITCHYARD_TEST_UNSET:-default-secret-123456}' };
+  await writeFile(file, JSON.stringify(hostile));
   const r = await start(file);
   try {
     // A body over 1 MiB: 413, and the gateway lives on (it used to crash on the access line).
@@ -239,13 +242,26 @@ test('hostile and odd edits: oversized, deeply nested, __proto__, prototype name
     // Under the body limit but over an endpoint's: 400 naming the endpoint.
     const wide = await r.admin('PUT', '/admin/endpoints/wide-one', { roles: Array.from({ length: 30_000 }, (_, i) => `role-${i}`), traffic: { blue: 100 }, deployments: { blue: { instances: [blue.url] } } });
     assertGatewayError(wide, 400, 'InvalidConfig');
+    const many = Array.from({ length: 257 }, (_, i) => `http://10.0.${i >> 8}.${i & 255}:5001`);
+    const crowd = await r.admin('PUT', '/admin/endpoints/crowd', { keys: { primary: 'crowd-key-000000001' }, traffic: { blue: 100 }, deployments: { blue: { instances: many } } });
+    assert.equal(assertGatewayError(crowd, 400, 'InvalidConfig').error.details?.[0]?.path, 'endpoints.crowd.deployments.blue.instances');
     let deep: unknown = 1;
     for (let i = 0; i < 200; i++) deep = { a: deep };
     assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', deep), 400, 'BadRequest');
 
     // `__proto__` in a patch is a member (refused by the schema), not a way around "set it to 0 first".
     const sneaky = await r.admin('PATCH', '/admin/endpoints/cars', '{"traffic":{"blue":null,"green":100},"deployments":{"__proto__":{"blue":{}},"blue":null}}');
-    assertGatewayError(sneaky, 400, 'InvalidConfig');
+    assertGatewayError(sneaky, 400, 'BadRequest');
+    assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', '{"__proto__":{"rate_limit":{"requests_per_second":1}}}'), 400, 'BadRequest');
+    assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', '{"keys":{"__proto__":{"primary":"clear-text-secret-123456"}}}'), 400, 'BadRequest');
+    // `${...}` through the API: only a key, only exactly ${NAME}; anywhere else it would read the gateway's environment.
+    const leak = await r.admin('PATCH', '/admin/endpoints/cars', { sticky: { header: 'x-${HOME}' }, keys: { secondary: 'k-${HOME}' } });
+    const leaked = assertGatewayError(leak, 400, 'InvalidConfig');
+    assert.deepEqual((leaked.error.details ?? []).map((d) => d.path).sort(), ['endpoints.cars.keys.secondary', 'endpoints.cars.sticky.header']);
+    // A key regeneration's dry run makes no key.
+    const dryKey = await r.admin('POST', '/admin/endpoints/cars/keys/regenerate?dry_run=true', { key_type: 'primary' });
+    assert.deepEqual(dryKey.json(), { dry_run: true, endpoint: 'cars', key_type: 'primary' });
+    assert.equal((await r.score('k-$abcdefghij')).status, 200, 'the key is not rotated by a dry run');
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
       assertGatewayError(await r.admin('PATCH', `/admin/endpoints/${name}`, { traffic: {} }), 404, 'EndpointNotFound');
       assertGatewayError(await r.admin('DELETE', `/admin/endpoints/${name}`), 404, 'EndpointNotFound');
@@ -257,9 +273,7 @@ test('hostile and odd edits: oversized, deeply nested, __proto__, prototype name
     assert.equal((await r.admin('PATCH', '/admin/endpoints/cars', { traffic: { blue: 80, green: 20 } })).status, 200);
     assert.equal((await r.score('k-$abcdefghij')).status, 200);
     assert.equal((await r.score('k-$$abcdefghij')).status, 401);
-    // A key that is a default (`${UNSET:-value}`) is stored as a digest of the value; one the schema refuses is refused.
-    const withDefault = await r.admin('PATCH', '/admin/endpoints/cars', { keys: { secondary: '${SWITCHYARD_TEST_UNSET:-default-secret-123456}' } });
-    assert.equal(withDefault.status, 200, withDefault.body);
+    // The file's key that is a default was stored (with the edit) as a digest of the value; a key the schema refuses is refused.
     assert.equal((await r.score('default-secret-123456')).status, 200);
     assertGatewayError(await r.admin('PATCH', '/admin/endpoints/cars', { keys: { secondary: ' padded-secret-123456' } }), 400, 'InvalidConfig');
     await r.gw.live.settled();

@@ -44,6 +44,8 @@ const running: Replica[] = [];
 interface Differences {
   readonly env?: Record<string, string>;
   readonly cars?: string;
+  /** Top-level sections added to its file. */
+  readonly top?: string;
 }
 
 async function serve(name: string, diff: Differences = {}): Promise<Replica> {
@@ -59,7 +61,7 @@ state:
   redis_url: ${redis.url}
 admin:
   keys: [${ADMIN}]
-logging: { level: warn, access_log: false }
+logging: { level: warn, access_log: false }${diff.top ?? ''}
 endpoints:
   cars:
     keys: { primary: ${KEY} }
@@ -189,14 +191,17 @@ test('two replicas on one Redis: edits reach the other within 1 s, a replica tha
     assert.equal(await b.deployment(), 'green', 'the local copy of the edits serves');
     assert.equal(await b.score(newKey), 200, 'and the regenerated key with them');
   }
+  // These replicas would write their edits back into the next test's empty Redis.
+  await Promise.all([stop(a), stop(b)]);
 });
 
 test('replicas that differ: a document that does not validate on one still revokes keys there and is never pruned by it; a file that differs keeps the others\' edits', async () => {
   await redis.restart();
-  const a = await serve('a2', { env: { ONLY_ON_A: 'score' } });
+  // Only a2's file trusts an Entra tenant: an endpoint that takes tokens cannot validate on b2.
+  const a = await serve('a2', { top: '\nentra: { tenants: [11111111-1111-1111-1111-111111111111], audiences: [api://switchyard] }' });
   // b2's `cars` differs from a2's by a default written out: the same meaning, another text.
-  const b = await serve('b2', { cars: '\n    mirror_max_in_flight: 100' });
-  const trucks = { keys: { primary: 'trucks-key-0000000001' }, traffic: { blue: 100 }, deployments: { blue: { instances: [blue.url], scoring_route: '/${ONLY_ON_A}' } } };
+  let b = await serve('b2', { cars: '\n    mirror_max_in_flight: 100' });
+  const trucks = { auth_mode: 'key_or_aad_token', keys: { primary: 'trucks-key-0000000001' }, traffic: { blue: 100 }, deployments: { blue: { instances: [blue.url] } } };
   assert.equal((await a.admin('PUT', '/admin/endpoints/trucks', trucks)).status, 201);
   await waitFor(async () => (await b.metric('switchyard_live_config_in_step')) === 0, 'b2 says it is out of step');
   assert.equal(await b.metric('switchyard_live_config_version'), 0, 'b2 serves the last document that validated there');
@@ -213,7 +218,7 @@ test('replicas that differ: a document that does not validate on one still revok
   const trucksKey = await a.admin('POST', '/admin/endpoints/trucks/keys/regenerate', { key_type: 'primary' });
   assert.equal(trucksKey.status, 200);
   await stop(b);
-  await serve('b2', { cars: '\n    mirror_max_in_flight: 100' });
+  b = await serve('b2', { cars: '\n    mirror_max_in_flight: 100' });
   await sleep(700); // past the version poll of both replicas: a prune would have landed
   const cars = await call(`http://127.0.0.1:${ports.get('a2')!.pub}/endpoints/cars/score`, { body: '{}', headers: bearer(carsKey) });
   assert.equal(cars.headers['azureml-model-deployment'], 'green', 'a2\'s edit stands');
@@ -221,4 +226,20 @@ test('replicas that differ: a document that does not validate on one still revok
   assert.ok(!audit.some((e) => e.action === 'superseded_by_file'), 'no replica dropped another\'s edits');
   const url = `http://127.0.0.1:${ports.get('a2')!.pub}/endpoints/trucks/score`;
   assert.equal((await call(url, { body: '{}', headers: bearer(trucksKey.json<{ key: string }>().key) })).status, 200, 'the trucks key regenerated on a2 still works');
+
+  // Redis comes back empty (no persistence): the replicas write back what they had, and the
+  // revoked key stays revoked.
+  if (redis.own) {
+    await redis.restart();
+    const c = new Redis(redis.url);
+    try {
+      await waitFor(async () => (await c.get('switchyard:config:version')) !== null, 'a replica wrote the edits back', 10_000);
+    } finally {
+      c.disconnect();
+    }
+    assert.equal(await b.score(KEY), 401, 'the old cars key stays revoked on b2');
+    assert.equal(await b.score(carsKey), 200);
+    const again = await call(`http://127.0.0.1:${ports.get('a2')!.pub}/endpoints/cars/score`, { body: '{}', headers: bearer(carsKey) });
+    assert.equal(again.headers['azureml-model-deployment'], 'green', 'a2\'s edit stands');
+  }
 });

@@ -70,6 +70,7 @@ function violations(value: unknown, node: Json, path = '(root)'): string[] {
       case 'maximum': if (Number(value) > Number(v)) out.push(`${path}: above ${String(v)}`); break;
       case 'exclusiveMinimum': if (Number(value) <= Number(v)) out.push(`${path}: not above ${String(v)}`); break;
       case 'minItems': if ((value as unknown[]).length < Number(v)) out.push(`${path}: too few items`); break;
+      case 'maxItems': if ((value as unknown[]).length > Number(v)) out.push(`${path}: too many items`); break;
       case 'items': (value as unknown[]).forEach((x, i) => out.push(...sub(v, x, `${path}.${i}`))); break;
       case 'required':
         for (const r of v as string[]) if (!(r in (value as Json))) out.push(`${path}.${r}: required`);
