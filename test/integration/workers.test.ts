@@ -1,68 +1,25 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
 import { freePort, startUpstream, type TestUpstream } from '../helpers/gateway.ts';
 import { bearer, call, waitFor, type Reply } from '../helpers/http.ts';
+import { Served } from '../helpers/served.ts';
 
 // `switchyard serve --workers 2` as a real process tree: both workers take connections
 // (the kernel spreads them: reusePort), /metrics on either adds both up, an admin edit
 // made through one is applied by the other, a killed worker is replaced without the sum
-// going down, SIGHUP reaches every worker, SIGTERM drains every worker and exits 0.
+// going down, SIGHUP reaches every worker, SIGTERM drains every worker and exits 0. Their
+// shared log through a full pipe, and when nobody reads it: workers-log.test.ts.
 
-const BIN = fileURLToPath(new URL('../../bin/switchyard.mjs', import.meta.url));
 const KEY = 'workers-test-key-0123456789';
 const ADMIN = 'workers-admin-key-0123456789';
 /** Requests sent each on a connection of its own: with two workers, all on one would be a 2^-(n-1) fluke. */
 const SPREAD = 24;
-
-type Line = Record<string, unknown> & { msg?: string; pid?: number };
-
-/** A `serve --workers N` process: its stdout parsed as JSON lines (workers' lines come through the primary). */
-class Served {
-  readonly proc: ChildProcess;
-  readonly lines: Line[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr = '';
-  #partial = '';
-
-  constructor(file: string, workers: number) {
-    this.proc = spawn(process.execPath, [BIN, 'serve', '--config', file, '--workers', String(workers)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      const parts = (this.#partial + chunk).split('\n');
-      this.#partial = parts.pop() ?? '';
-      // Every line is whole JSON: a line two workers' writes interleaved would throw here.
-      for (const p of parts) if (p) this.lines.push(JSON.parse(p) as Line);
-    });
-    this.proc.stderr!.setEncoding('utf8').on('data', (c: string) => { this.stderr += c; });
-    this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
-  }
-
-  get running(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  find(msg: string, from = 0): Line[] {
-    return this.lines.slice(from).filter((l) => l.msg === msg);
-  }
-
-  /** Wait for a log line (the gateway flushes its log at least once a second). */
-  async line(pred: (l: Line) => boolean, what: string, from = 0): Promise<Line> {
-    await waitFor(() => this.lines.slice(from).some(pred), what);
-    return this.lines.slice(from).find(pred)!;
-  }
-
-  stop(): Promise<unknown> {
-    if (this.running) this.proc.kill('SIGKILL');
-    return this.exited;
-  }
-}
 
 let dir: string;
 let blue: TestUpstream;
@@ -164,8 +121,9 @@ describe('serve --workers 2', () => {
 
     for (let i = 0; i < SPREAD; i++) assert.equal((await score(at.url)).status, 200);
     sent += SPREAD;
-    // Whole JSON lines from both workers' access logs, through the primary.
+    // Both workers' access lines, each written by its worker to the stdout they share.
     await waitFor(() => s.find('request').length === sent, 'every access line');
+    assert.deepEqual(s.broken, []);
     const servedBy = new Set(s.find('request').map((l) => l.pid));
     assert.deepEqual([...servedBy].sort(), [...pids].sort(), 'both workers served invocations');
 
