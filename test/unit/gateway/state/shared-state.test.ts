@@ -162,7 +162,11 @@ test('Redis stopping: degraded at once, calls refused without touching Redis, on
   if (!r.own) return t.skip('REDIS_URL: cannot stop that server');
   const s = open(t, r.url);
   await connected(s);
-  assert.equal(lines(s, 'shared state connected').length, 1);
+  // One line for the start: "connected", or, when a loaded machine made the first connect
+  // slower than this test's connect deadline, "unavailable" then "recovered".
+  assert.equal(lines(s, 'shared state connected').length + lines(s, LEAVE).length, 1);
+  const base = s.logs.lines.length;
+  const since = (msg: string) => s.logs.lines.slice(base).filter((l) => l.msg === msg);
 
   const stoppedAt = performance.now();
   await r.stop();
@@ -179,16 +183,16 @@ test('Redis stopping: degraded at once, calls refused without touching Redis, on
   await r.restart();
   await waitFor(() => !s.state.degraded, 'recovered', 3000);
   assert.equal(await gauge(s), 0);
-  const enter = lines(s, ENTER);
+  const enter = since(ENTER);
   assert.equal(enter.length, 1, 'one warn line for the outage');
   assert.equal(enter[0]!.level, 40);
   assert.equal(enter[0]!.redis, `127.0.0.1:${new URL(r.url).port}`);
   assert.equal(enter[0]!.on_redis_error, 'local');
-  const leave = lines(s, LEAVE);
+  const leave = since(LEAVE);
   assert.equal(leave.length, 1, 'one info line on recovery');
   assert.equal(leave[0]!.level, 30);
   assert.ok(typeof leave[0]!.down_ms === 'number' && leave[0]!.down_ms >= 300);
-  assert.equal(s.logs.lines.length, 3, 'connected, unavailable, recovered: nothing per failed call');
+  assert.equal(s.logs.lines.length - base, 2, 'unavailable, recovered: nothing per failed call');
   assert.equal((await s.state.take(`after-${randomUUID()}`, 10, 10)).allowed, true, 'decisions come from Redis again');
 });
 
