@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis';
 import type { LiveBackend, WriteResult } from '../live-config/backend.ts';
-import { EMPTY_DOC, isLiveDoc, LiveStoreError, parseLiveDoc, type LiveDoc, type WriteOutcome } from '../live-config/live-doc.ts';
+import { EMPTY_DOC, isLiveDoc, LiveStoreError, parseLiveDoc, type LiveDoc } from '../live-config/live-doc.ts';
 import type { Logger } from '../logger.ts';
+import { outcomeOf, reasonOf } from './redis-errors.ts';
+import { CAS_WRITE } from './redis-scripts.ts';
 
 /** The live document, as JSON. */
 export const DOC_KEY = 'switchyard:config:doc';
@@ -9,23 +11,6 @@ export const DOC_KEY = 'switchyard:config:doc';
 export const VERSION_KEY = 'switchyard:config:version';
 /** Every stored write publishes its version here. */
 export const CHANGED_CHANNEL = 'switchyard:config:changed';
-
-/**
- * Compare-and-set in one atomic step. KEYS[1] the document, KEYS[2] its version; ARGV[1]
- * the version expected (absent counts as 0), ARGV[2] the new document, ARGV[3] its version,
- * ARGV[4] the channel. Returns {1} when stored (and published), else {0, stored version,
- * current document or nil}.
- */
-const CAS_WRITE = `
-local stored = redis.call('GET', KEYS[2]) or '0'
-if tonumber(stored) == tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], ARGV[3])
-  redis.call('PUBLISH', ARGV[4], ARGV[3])
-  return {1}
-end
-return {0, stored, redis.call('GET', KEYS[1])}
-`;
 
 export interface RedisLiveOptions {
   readonly log: Logger;
@@ -44,29 +29,6 @@ type LiveRedis = Redis & {
 
 /** Probe timeouts in a row on an open connection before both sockets are recycled. */
 const RECYCLE_AFTER = 3;
-
-/** A short, secret-free reason (ioredis messages name host:port at most). */
-function reasonOf(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown } | undefined;
-  if (e?.message === 'Command timed out') return 'timeout';
-  if (typeof e?.message === 'string' && e.message.startsWith("Stream isn't writeable")) return 'not connected';
-  if (typeof e?.code === 'string') return e.code;
-  return typeof e?.message === 'string' ? e.message.slice(0, 120) : 'unknown';
-}
-
-/**
- * Whether a write that failed with `err` may have landed. Only two failures are sure it did
- * not: ioredis refused to send (no connection: it queues nothing offline), or Redis answered
- * with an error (the script's first write is where Redis refuses one: OOM, READONLY, so it
- * wrote nothing). A timeout, or a connection lost with the command in flight, may have
- * followed the write's arrival: the watch delivers it if it landed.
- */
-function outcomeOf(err: unknown): WriteOutcome {
-  const e = err as { name?: unknown; message?: unknown } | undefined;
-  if (typeof e?.message === 'string' && e.message.startsWith("Stream isn't writeable")) return 'not_stored';
-  if (e?.name === 'ReplyError') return 'not_stored';
-  return 'unknown';
-}
 
 /** How to start again from an empty store, for an error that leaves the operator no other way. */
 const RECOVERY = `redis-cli DEL ${DOC_KEY} ${VERSION_KEY}`;

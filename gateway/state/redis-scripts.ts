@@ -59,3 +59,20 @@ redis.call('ZREMRANGEBYSCORE', key, '-inf', now - stale)
 redis.call('PEXPIRE', key, stale)
 return redis.call('ZCARD', key)
 `;
+
+/**
+ * Compare-and-set in one atomic step. KEYS[1] the document, KEYS[2] its version; ARGV[1]
+ * the version expected (absent counts as 0), ARGV[2] the new document, ARGV[3] its version,
+ * ARGV[4] the channel. Returns {1} when stored (and published), else {0, stored version,
+ * current document or nil}.
+ */
+export const CAS_WRITE = `
+local stored = redis.call('GET', KEYS[2]) or '0'
+if tonumber(stored) == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[3])
+  return {1}
+end
+return {0, stored, redis.call('GET', KEYS[1])}
+`;

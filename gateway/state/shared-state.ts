@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../../config/schema.ts';
 import type { BucketDecision, SharedLimits } from '../../policies/policy.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { reasonOf } from './redis-errors.ts';
 import { GCRA_TAKE, HEARTBEAT } from './redis-scripts.ts';
 
 /**
@@ -86,14 +87,6 @@ type ScriptedRedis = Redis & {
   switchyardTake(key: string, intervalUs: number, burst: number): Promise<TakeReply>;
   switchyardBeat(key: string, id: string, staleMs: number): Promise<number>;
 };
-
-/** A short, secret-free reason for the log line (ioredis messages name host:port at most). */
-function reasonOf(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown } | undefined;
-  if (e?.message === 'Command timed out') return 'timeout';
-  if (typeof e?.code === 'string') return e.code;
-  return typeof e?.message === 'string' ? e.message.slice(0, 120) : 'unknown';
-}
 
 /**
  * The Redis owner. A small explicit breaker, not opossum: the store has two states and the
