@@ -26,6 +26,18 @@ export interface EditRequest {
   readonly who: Principal;
 }
 
+export interface EditOutcome {
+  /** The endpoint did not exist before. */
+  readonly created: boolean;
+  /** The edit changed nothing (nothing was stored or audited). */
+  readonly unchanged: boolean;
+  /** The endpoint's parsed config before and after (undefined where it does not exist). */
+  readonly before: GatewayConfig['endpoints'][string] | undefined;
+  readonly after: GatewayConfig['endpoints'][string] | undefined;
+  readonly etag: string;
+  readonly docVersion: number;
+}
+
 /** The rule the schema applies to endpoint names. */
 const NAME = /^[a-z][a-z0-9-]{2,31}$/;
 

@@ -10,22 +10,11 @@ import type { Metrics } from '../metrics.ts';
 import type { Snapshot } from '../snapshot/compile.ts';
 import type { LiveBackend } from './backend.ts';
 import { compose, configuredDigest, digestKeys, endpointEtag, endpointsOf, keyOverrides, own, type Composed, type Raw } from './compose.ts';
-import { auditable, checkName, endpointAfter, ifMatches, invalid, liveEndpoint, removalIssues, who, type EditRequest } from './edit.ts';
-import { AUDIT_SIZE, rawDigest, type AuditEntry, type EndpointOverride, type LiveDoc } from './live-doc.ts';
+import { auditable, checkName, endpointAfter, ifMatches, invalid, liveEndpoint, removalIssues, who, type EditOutcome, type EditRequest } from './edit.ts';
+import { keyIds, nextDoc, prunedDoc, type Active, type AuditDraft } from './doc-changes.ts';
+import { rawDigest, type AuditEntry, type EndpointOverride, type LiveDoc } from './live-doc.ts';
 
-export type { EditRequest, EndpointEdit } from './edit.ts';
-
-export interface EditOutcome {
-  /** The endpoint did not exist before. */
-  readonly created: boolean;
-  /** The edit changed nothing (nothing was stored or audited). */
-  readonly unchanged: boolean;
-  /** The endpoint's parsed config before and after (undefined where it does not exist). */
-  readonly before: GatewayConfig['endpoints'][string] | undefined;
-  readonly after: GatewayConfig['endpoints'][string] | undefined;
-  readonly etag: string;
-  readonly docVersion: number;
-}
+export type { EditOutcome, EditRequest, EndpointEdit } from './edit.ts';
 
 export interface LiveConfigDeps {
   readonly backend: LiveBackend;
@@ -51,14 +40,8 @@ const MAX_ATTEMPTS = 10;
 /** The whole document (a hundred audit entries included) stays under this. */
 const MAX_DOC_BYTES = 4 * 1024 * 1024;
 
-type AuditDraft = Omit<AuditEntry, 'version' | 'previous_version' | 'at'>;
 type Resolved = ({ ok: true; config: GatewayConfig; warnings: readonly string[] } & Composed) | { ok: false; issues: readonly ConfigIssue[] };
 
-/** Overrides and regenerated keys in force (`endpoint` and `endpoint/slot`). */
-interface Active {
-  readonly endpoints: ReadonlySet<string>;
-  readonly keys: ReadonlySet<string>;
-}
 
 /**
  * The running config as the file and the admin API make it together. Every change — a file
@@ -169,7 +152,7 @@ export class LiveConfig {
         if (!ep) throw new GatewayError('EndpointNotFound');
         const at = new Date(this.#deps.now()).toISOString();
         const etag = this.etag(endpoint);
-        const keys = this.#pruned(doc).keys;
+        const keys = prunedDoc(doc, this.#stale).keys;
         const next = this.#next(doc, {
           keys: { ...keys, [endpoint]: { ...own(keys, endpoint), [slot]: { digest: digestString(digest), replaces: configuredDigest(ep.keys?.[slot]), at, by: who(by) } } },
         }, [{ by: who(by), action: 'regenerate_key', endpoint, old_etag: etag, new_etag: etag, change: { key_type: slot } }]);
@@ -234,7 +217,7 @@ export class LiveConfig {
   #candidate(doc: LiveDoc, name: string, written: Raw | null, req: EditRequest): LiveDoc {
     const fileEndpoint = own(endpointsOf(this.#file), name);
     const base = rawDigest(fileEndpoint);
-    const endpoints: Record<string, EndpointOverride> = { ...this.#pruned(doc).endpoints };
+    const endpoints: Record<string, EndpointOverride> = { ...prunedDoc(doc, this.#stale).endpoints };
     delete endpoints[name];
     // Back to exactly the file's endpoint (or gone where the file has none): the file's again.
     const asFile = written === null ? fileEndpoint === undefined : endpointEtag(written) === endpointEtag(fileEndpoint);
@@ -244,42 +227,9 @@ export class LiveConfig {
     return this.#next(doc, { endpoints }, [{ by: who(req.who), action, endpoint: name, old_etag: endpointEtag(current), new_etag: endpointEtag(written ?? undefined), change: auditable(req.edit) }]);
   }
 
-  /** The next document version: `changes` applied, superseded entries dropped, audit appended. */
+  /** The next document version: `changes` applied, what this replica saw the file supersede dropped and audited. */
   #next(doc: LiveDoc, changes: Partial<Pick<LiveDoc, 'endpoints' | 'keys'>>, entries: readonly AuditDraft[]): LiveDoc {
-    const pruned = this.#pruned(doc);
-    const version = doc.version + 1;
-    const at = new Date(this.#deps.now()).toISOString();
-    const audit = [...this.#supersededEntries(doc), ...entries].map((e) => ({ ...e, version, previous_version: doc.version, at }));
-    return {
-      version,
-      endpoints: changes.endpoints ?? pruned.endpoints,
-      keys: changes.keys ?? pruned.keys,
-      audit: [...doc.audit, ...audit].slice(-AUDIT_SIZE),
-    };
-  }
-
-  /** `doc` without what this replica saw the file supersede. */
-  #pruned(doc: LiveDoc): LiveDoc {
-    const { endpoints: eps, keys } = this.#stale;
-    if (!eps.size && !keys.size) return doc;
-    const endpoints = Object.fromEntries(Object.entries(doc.endpoints).filter(([n]) => !eps.has(n)));
-    const k: Record<string, LiveDoc['keys'][string]> = {};
-    for (const [ep, slots] of Object.entries(doc.keys)) {
-      const left = Object.fromEntries(Object.entries(slots).filter(([slot]) => !keys.has(`${ep}/${slot}`)));
-      if (Object.keys(left).length) k[ep] = left;
-    }
-    return { ...doc, endpoints, keys: k };
-  }
-
-  #supersededEntries(doc: LiveDoc): AuditDraft[] {
-    const entry = (endpoint: string, oldEtag: string, change: unknown): AuditDraft =>
-      ({ by: 'file', action: 'superseded_by_file', endpoint, old_etag: oldEtag, new_etag: this.etag(endpoint), change });
-    return [
-      ...[...this.#stale.endpoints].filter((n) => Object.hasOwn(doc.endpoints, n))
-        .map((n) => entry(n, endpointEtag(doc.endpoints[n]?.config ?? undefined), null)),
-      ...keyIds(doc).filter((k) => this.#stale.keys.has(k))
-        .map((k) => entry(k.split('/')[0] ?? '', '', { key_type: k.split('/')[1] })),
-    ];
+    return nextDoc(doc, this.#stale, changes, entries, new Date(this.#deps.now()).toISOString(), (n) => this.etag(n));
   }
 
   /** Compare-and-set `next` over `doc`. False when another writer was first (its document is taken). */
@@ -442,9 +392,4 @@ export class LiveConfig {
       }
     }
   }
-}
-
-/** Every regenerated key of a document, as `endpoint/slot`. */
-function keyIds(doc: LiveDoc): string[] {
-  return Object.entries(doc.keys).flatMap(([ep, slots]) => Object.keys(slots).map((slot) => `${ep}/${slot}`));
 }
